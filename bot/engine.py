@@ -1,0 +1,37 @@
+"""One entry point for a whole check: gather evidence, judge it, under the overall deadline.
+
+Slack, the command line and the watch scheduler all call :func:`run_check`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from bot.config import Settings
+from bot.model import CheckRequest, Diagnosis
+
+
+async def run_check(request: CheckRequest, settings: Settings) -> Diagnosis:
+    """Run the check ``request`` describes against the real network and return its diagnosis.
+
+    Never raises for network trouble (that becomes findings); finishes within ``settings.timeout``
+    plus a small margin for judging.
+    """
+    started = time.monotonic()
+    checked_at = datetime.now(UTC)
+    if request.method == "dns":
+        from bot.checks.dns import gather_dns_evidence
+        from bot.diagnosis.dns import diagnose_dns
+
+        dns_evidence = await gather_dns_evidence(request, settings)
+        diagnosis = diagnose_dns(request, dns_evidence)
+    else:
+        from bot.checks.http import gather_file_evidence
+        from bot.diagnosis.file import diagnose_file
+
+        file_evidence = await gather_file_evidence(request, settings)
+        diagnosis = diagnose_file(request, file_evidence)
+    diagnosis.checked_at = checked_at
+    diagnosis.duration_ms = (time.monotonic() - started) * 1000
+    return diagnosis
