@@ -13,6 +13,7 @@ import unicodedata
 
 import idna
 
+from bot.cas import ALIASES, PROFILES, known_ca_names
 from bot.model import CheckRequest, InputError, RecordType
 
 DEFAULT_HOST_LABEL = "_dnsauth"
@@ -209,7 +210,12 @@ def normalize_ca(text: str | None) -> str | None:
     ca = text.strip().lower()
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,62}", ca):
         raise InputError(f"CA {text!r} is not a CA name (e.g. digicert, letsencrypt) or a CAA domain")
-    return ca
+    if "." not in ca and ALIASES.get(ca, ca) not in PROFILES:
+        raise InputError(
+            f"unknown CA {text!r}: use one of {', '.join(known_ca_names())}, or the CA's CAA domain "
+            "(e.g. --ca digicert.com)"
+        )
+    return ALIASES.get(ca, ca)
 
 
 def dns_request(
