@@ -241,3 +241,132 @@ def dns_request(
         ca=normalize_ca(ca),
         host_label=label,
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# File method: TARGET (a domain or the file's URL), --path and the expected content.
+
+VALIDATION_DIR = "/.well-known/pki-validation/"
+DEFAULT_FILE_PATH = VALIDATION_DIR + "fileauth.txt"
+MAX_FILE_CONTENT = 4096
+"""The most a validation file holds is a few lines (Sectigo: hash, CA domain, unique value); the checker
+reads at most this many bytes of a response, so longer expected content could never match."""
+
+_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _file_path(text: str) -> str:
+    """Validate a file path under ``/.well-known/pki-validation/`` (BR 3.2.2.4.18); a bare file name is
+    taken as a name in that directory."""
+    _reject_control_characters(text, "the file path")
+    raw = text.strip()
+    if not raw:
+        raise InputError("the file path is empty")
+    if len(raw) > 256:
+        raise InputError("the file path is too long for a validation file")
+    if "\\" in raw:
+        raise InputError(f"file path {raw!r} contains a backslash; use the URL path with '/'")
+    if "%" in raw:
+        raise InputError(f"file path {raw!r} contains a percent-escape; give the path unencoded")
+    if any(c in raw for c in "?#"):
+        raise InputError(f"file path {raw!r} has a query string or fragment; CAs fetch the bare path")
+    path = raw if raw.startswith("/") else VALIDATION_DIR + raw
+    if not path.startswith(VALIDATION_DIR):
+        if path.lower().startswith(VALIDATION_DIR):
+            raise InputError(
+                f"file path {raw!r}: the directory is {VALIDATION_DIR} in lower case "
+                "(URL paths are case-sensitive)"
+            )
+        raise InputError(f"file path {raw!r} is not under {VALIDATION_DIR}, the only place CAs look")
+    name = path[len(VALIDATION_DIR) :]
+    if name in {"", ".", ".."} or "/" in name or not _FILE_NAME.match(name):
+        raise InputError(
+            f"file path {raw!r}: the file name must be 1-128 letters, digits, '.', '_' or '-', "
+            f"directly in {VALIDATION_DIR}"
+        )
+    return path
+
+
+def _parse_file_url(url: str) -> tuple[str, str | None]:
+    """Split ``http(s)://DOMAIN[/.well-known/pki-validation/FILE]`` into ``(host, path or None)``."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in _DEFAULT_PORTS:
+        raise InputError(f"{url!r}: only http:// and https:// URLs can be checked")
+    for char, why in (
+        ("\\", "a backslash"),
+        ("%", "a percent-escape"),
+        ("?", "a query string"),
+        ("#", "a fragment"),
+        ("@", "user information"),
+    ):
+        if char in rest:
+            raise InputError(f"{url!r} contains {why}; give the plain file URL the CA console shows")
+    host, slash, path = rest.partition("/")
+    if ":" in host:
+        host, _, port_text = host.rpartition(":")
+        if not port_text.isdigit() or int(port_text) != _DEFAULT_PORTS[scheme.lower()]:
+            raise InputError(f"{url!r}: CAs fetch the file on ports 80 and 443 only, not on port {port_text}")
+    if not slash or not path:
+        return host, None
+    if ".." in path.split("/") or "//" in path:
+        raise InputError(f"{url!r}: the path may not contain '..' or empty segments")
+    return host, _file_path("/" + path)
+
+
+def _validate_content(content: str) -> str:
+    for char in content:
+        if char in "\r\n\t":
+            continue
+        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}:
+            raise InputError(
+                f"the file content contains an invisible or control character (U+{ord(char):04X}); "
+                "paste the content the CA console shows"
+            )
+    if not content.strip():
+        raise InputError("the file content is empty: paste the content of the verification file")
+    if len(content.encode("utf-8")) > MAX_FILE_CONTENT:
+        raise InputError(
+            f"the file content is longer than {MAX_FILE_CONTENT} bytes; validation files are far shorter"
+        )
+    return content
+
+
+def file_request(
+    target: str,
+    content: str,
+    *,
+    path: str | None = None,
+    ca: str | None = None,
+    allow_private: bool = False,
+) -> CheckRequest:
+    """Build a file-method :class:`CheckRequest` from user input, or raise :class:`InputError`.
+
+    ``target`` is a domain or ``http(s)://DOMAIN/.well-known/pki-validation/FILE``; anything else (other
+    paths, user info, ports other than 80/443, query strings, fragments, ``..``, percent-escapes,
+    backslashes) is refused, since the bot builds the URL itself and never fetches a URL as given.
+    ``path`` defaults to ``/.well-known/pki-validation/fileauth.txt``. ``content`` is the expected file
+    content as pasted (nothing is stripped here). A wildcard domain is accepted with ``wildcard=True``;
+    the diagnosis then says to use DNS validation.
+    """
+    _reject_control_characters(target, "the target")
+    text = target.strip()
+    url_path = None
+    if "://" in text:
+        host, url_path = _parse_file_url(text)
+    else:
+        host = text
+    domain, wildcard = normalize_domain(host, allow_private=allow_private)
+    file_path = _file_path(path) if path is not None else None
+    if url_path is not None and file_path is not None and url_path != file_path:
+        raise InputError(f"the URL's path {url_path} and --path {file_path} disagree; give one of them")
+    final_path = url_path or file_path or DEFAULT_FILE_PATH
+    return CheckRequest(
+        method="file",
+        domain=domain,
+        target=f"http://{domain}{final_path}",
+        expected=_validate_content(content),
+        wildcard=wildcard,
+        ca=normalize_ca(ca),
+        path=final_path,
+    )
