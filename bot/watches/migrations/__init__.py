@@ -1,0 +1,1 @@
+"""Alembic migrations of the watch store, applied at start by :func:`bot.watches.store.migrate`."""

@@ -1,0 +1,1 @@
+"""Versioned schema changes; each file is one revision."""
