@@ -41,6 +41,7 @@ from ._base import DnsServerBase, Fault, FaultKind, QueryInfo, QueryRecord, Tran
 from .zones import (
     RecordValues,
     bump_serial,
+    clone_rrset,
     copy_zone,
     get_serial,
     make_rdataset,
@@ -88,10 +89,7 @@ class _Lookup:
 
 
 def _rrset(name: dns.name.Name, rds: dns.rdataset.Rdataset) -> dns.rrset.RRset:
-    rrset = dns.rrset.RRset(name, rds.rdclass, rds.rdtype, rds.covers)
-    rrset.update(rds)
-    rrset.ttl = rds.ttl
-    return rrset
+    return clone_rrset(rds, name)
 
 
 class AuthServer(DnsServerBase):
@@ -200,12 +198,12 @@ class AuthServer(DnsServerBase):
         n = to_name(name)
         zone = self._zone_for_edit(n, origin)
         rdt = to_rdtype(rdtype)
-        node = zone.find_node(n, create=True)
-        existing = node.find_rdataset(dns.rdataclass.IN, rdt, create=True)
-        new = make_rdataset(rdt, values, ttl if ttl is not None else (existing.ttl if existing else 300))
-        existing.update(new)
-        if ttl is not None:
-            existing.ttl = ttl
+        existing = zone.get_rdataset(n, rdt)
+        new_ttl = ttl if ttl is not None else (existing.ttl if existing is not None else 300)
+        merged = make_rdataset(rdt, values, new_ttl, origin=zone.origin)
+        for rdata in existing or ():
+            merged.add(rdata, new_ttl)
+        zone.replace_rdataset(n, merged)
         if bump:
             bump_serial(zone)
 
@@ -231,8 +229,11 @@ class AuthServer(DnsServerBase):
             else:
                 rds = zone.get_rdataset(n, rdt)
                 if rds is not None:
-                    rds.discard(next(iter(make_rdataset(rdt, value, rds.ttl, origin=zone.origin))))
-                    if len(rds) == 0:
+                    gone = set(make_rdataset(rdt, value, rds.ttl, origin=zone.origin))
+                    kept = [rdata for rdata in rds if rdata not in gone]
+                    if kept:
+                        zone.replace_rdataset(n, dns.rdataset.from_rdata_list(rds.ttl, kept))
+                    else:
                         zone.delete_rdataset(n, rdt)
         if n in zone.nodes and len(zone.nodes[n]) == 0:
             del zone.nodes[n]

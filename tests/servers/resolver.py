@@ -34,7 +34,7 @@ import dns.rdtypes.ANY.SOA
 import dns.rrset
 
 from ._base import DnsServerBase, Transport, is_loopback
-from .zones import RecordValues, make_rdataset, to_name, to_rdtype
+from .zones import RecordValues, clone_rrset, make_rdataset, to_name, to_rdtype
 
 __all__ = ["CachingResolver", "FakeClock", "Upstream"]
 
@@ -77,9 +77,7 @@ class _Entry:
         return self.ttl - int(elapsed + _EPS)
 
     def with_ttl(self, ttl: int) -> dns.rrset.RRset:
-        rrset = self.rrset.copy()
-        rrset.ttl = ttl
-        return rrset
+        return clone_rrset(self.rrset, ttl=ttl)
 
 
 @dataclasses.dataclass
@@ -184,9 +182,10 @@ class CachingResolver(DnsServerBase):
             self._negative.clear()
             return
         n = to_name(name)
-        for cache in (self._positive, self._negative):
-            for key in [k for k in cache if k[0] == n]:
-                del cache[key]
+        for pkey in [k for k in self._positive if k[0] == n]:
+            del self._positive[pkey]
+        for nkey in [k for k in self._negative if k[0] == n]:
+            del self._negative[nkey]
 
     def cached(self, name: str | dns.name.Name, rdtype: str | int) -> dns.rrset.RRset | None:
         """The cached RRset with its remaining TTL, or None (missing or expired)."""
@@ -211,9 +210,7 @@ class CachingResolver(DnsServerBase):
     def seed(self, name: str | dns.name.Name, rdtype: str | int, values: RecordValues, ttl: int) -> None:
         """Put an RRset in the cache as if it had just been received with *ttl*."""
         n = to_name(name)
-        rrset = dns.rrset.RRset(n, dns.rdataclass.IN, to_rdtype(rdtype))
-        rrset.update(make_rdataset(rdtype, values, ttl))
-        rrset.ttl = ttl
+        rrset = clone_rrset(make_rdataset(rdtype, values, ttl), n)
         self._positive[(n, rrset.rdtype)] = _Entry(rrset, self.clock(), ttl)
 
     def seed_negative(
@@ -303,7 +300,7 @@ class CachingResolver(DnsServerBase):
         for rrset in response.answer:
             if rrset.rdtype != dns.rdatatype.RRSIG and rrset.ttl > 0:
                 self._positive[(rrset.name, dns.rdatatype.RdataType.make(rrset.rdtype))] = _Entry(
-                    rrset.copy(), now, int(rrset.ttl)
+                    clone_rrset(rrset), now, int(rrset.ttl)
                 )
         step, end = self._interpret(response, name, qtype)
         if step.rcode in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR) and step.authority:
@@ -311,7 +308,7 @@ class CachingResolver(DnsServerBase):
             ttl = int(soa.ttl)
             if ttl > 0:
                 key = (end, None if step.rcode == dns.rcode.NXDOMAIN else qtype)
-                self._negative[key] = _Entry(soa.copy(), now, ttl, step.rcode)
+                self._negative[key] = _Entry(clone_rrset(soa), now, ttl, step.rcode)
         return step
 
     def _interpret(
@@ -337,9 +334,7 @@ class CachingResolver(DnsServerBase):
         if response.rcode() == dns.rcode.NXDOMAIN or soa is not None:
             authority = []
             if soa is not None:
-                neg = soa.copy()
-                neg.ttl = _neg_ttl(soa)
-                authority.append(neg)
+                authority.append(clone_rrset(soa, ttl=_neg_ttl(soa)))
             return _Step(response.rcode(), answer, authority), current
         if answer:
             return _Step(answer=answer, next=current), current

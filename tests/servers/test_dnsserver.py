@@ -21,7 +21,7 @@ import pytest
 from .dnsserver import AuthServer
 from .fixtures import LabFactory, ResolverFactory, allocate_loopback, start_lab
 from .resolver import CachingResolver, FakeClock
-from .zones import get_serial, parse_zone, zone_text
+from .zones import RecordValues, get_serial, parse_zone, zone_text
 
 ORIGIN = "example.test."
 
@@ -50,7 +50,9 @@ ZONE = zone_text(
     minimum=60,
 )
 
-BIG_TXT = {"big": {"TXT": [f"record-{i:02d}-" + "x" * 50 for i in range(20)]}}  # ~1.4 kB answer
+BIG_TXT: dict[str, dict[str, RecordValues]] = {
+    "big": {"TXT": [f"record-{i:02d}-" + "x" * 50 for i in range(20)]}
+}  # ~1.4 kB answer
 
 
 def make_query(
@@ -306,7 +308,7 @@ async def test_large_answer_truncated_over_udp_and_complete_over_tcp() -> None:
     text = zone_text(ORIGIN, BIG_TXT)
     async with AuthServer(allocate_loopback()[0], 0, {ORIGIN: text}) as s:
         for kw in ({"edns": False}, {"payload": 1232}):
-            r = await ask(s, "big.example.test.", "TXT", **kw)  # type: ignore[arg-type]
+            r = await ask(s, "big.example.test.", "TXT", **kw)
             assert r.flags & dns.flags.TC, kw
             assert r.answer == []
         r = await ask(s, "big.example.test.", "TXT", payload=4096)  # fits the client's bigger buffer

@@ -20,7 +20,7 @@ Tests usually write them as zone-file text, or build the text from a small dict 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import dns.name
 import dns.rdata
@@ -28,12 +28,14 @@ import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
+import dns.rrset
 import dns.zone
 
 __all__ = [
     "RecordValue",
     "RecordValues",
     "bump_serial",
+    "clone_rrset",
     "copy_zone",
     "get_serial",
     "make_rdataset",
@@ -82,6 +84,25 @@ def _rdata_text(rdtype: dns.rdatatype.RdataType, value: RecordValue) -> str:
 
 def _as_list(values: RecordValues) -> list[RecordValue]:
     return list(values) if isinstance(values, list) else [values]
+
+
+def clone_rrset(
+    source: dns.rdataset.Rdataset,
+    name: dns.name.Name | None = None,
+    ttl: int | None = None,
+) -> dns.rrset.RRset:
+    """A new RRset with *source*'s records, owned by *name* (default: *source*'s own name, if it is an
+    RRset) and with TTL *ttl* (default: *source*'s TTL)."""
+    if name is None:
+        if not isinstance(source, dns.rrset.RRset):
+            raise TypeError("an owner name is needed to turn an rdataset into an RRset")
+        name = source.name
+    rrset = dns.rrset.RRset(name, source.rdclass, source.rdtype, source.covers)
+    new_ttl = source.ttl if ttl is None else ttl
+    for rdata in source:
+        rrset.add(rdata, new_ttl)
+    rrset.ttl = new_ttl
+    return rrset
 
 
 def make_rdataset(
@@ -148,7 +169,7 @@ def zone_text(
         for rdtype, spec in rrsets.items():
             rr_ttl, values = spec if isinstance(spec, tuple) and isinstance(spec[0], int) else (ttl, spec)
             rdt = to_rdtype(rdtype)
-            for value in _as_list(values):  # type: ignore[arg-type]
+            for value in _as_list(values):
                 lines.append(f"{owner} {rr_ttl} IN {rdt.name} {_rdata_text(rdt, value)}")
     return "\n".join(lines) + "\n"
 
@@ -187,8 +208,3 @@ def bump_serial(zone: dns.zone.Zone, by: int = 1, *, to: int | None = None) -> i
     assert zone.origin is not None
     zone.replace_rdataset(zone.origin, new_rds)
     return new
-
-
-def iter_names(zone: dns.zone.Zone) -> Iterable[dns.name.Name]:
-    """Yield the owner names of *zone* (absolute)."""
-    return zone.nodes.keys()
