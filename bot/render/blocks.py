@@ -53,7 +53,11 @@ ACTION_UNWATCH = "dcv_unwatch"
 ACTION_PREFIX = "dcv_"
 """Every button dcv-bot posts has an ``action_id`` starting with this; one listener routes them."""
 
-VERDICT_EMOJI = {Verdict.PASS: ":white_check_mark:", Verdict.PENDING: ":hourglass_flowing_sand:", Verdict.FAIL: ":x:"}
+VERDICT_EMOJI = {
+    Verdict.PASS: ":white_check_mark:",
+    Verdict.PENDING: ":hourglass_flowing_sand:",
+    Verdict.FAIL: ":x:",
+}
 VERDICT_WORD = {Verdict.PASS: "passes", Verdict.PENDING: "pending", Verdict.FAIL: "fails"}
 SEVERITY_EMOJI = {Severity.ERROR: ":x:", Severity.WARNING: ":warning:", Severity.INFO: ":information_source:"}
 METHOD_TITLE = {"dns": "DNS", "file": "File"}
@@ -339,7 +343,9 @@ def _finding_blocks(findings: Sequence[Finding]) -> list[dict[str, Any]]:
     if len(problems) > MAX_FINDING_SECTIONS:
         blocks.append(context([f"… and {len(problems) - MAX_FINDING_SECTIONS} more findings not shown"]))
     if infos:
-        lines = [f"{SEVERITY_EMOJI[f.severity]} {escape_mrkdwn(f.code)}: {untrusted(f.message)}" for f in infos]
+        lines = [
+            f"{SEVERITY_EMOJI[f.severity]} {escape_mrkdwn(f.code)}: {untrusted(f.message)}" for f in infos
+        ]
         blocks.append(context([truncate_marked("\n".join(lines), SECTION_TEXT_LIMIT)]))
     return blocks
 
@@ -398,7 +404,8 @@ def parent_message(request: CheckRequest, user_id: str, diagnosis: Diagnosis | N
 
 def parent_error_message(request: CheckRequest, user_id: str, reason: str) -> Message:
     """The parent after a check that could not be carried out (``reason`` is our own text)."""
-    text = f"{escape_mrkdwn(check_title(request))} requested by {mention(user_id)}: :warning: {escape_mrkdwn(reason)}"
+    title = escape_mrkdwn(check_title(request))
+    text = f"{title} requested by {mention(user_id)}: :warning: {escape_mrkdwn(reason)}"
     return Message(text=text, blocks=[section(text)])
 
 
@@ -444,8 +451,14 @@ def faq_message(entries: Sequence[FaqEntry], all_entries: Sequence[FaqEntry]) ->
         lines = [f"• `{escape_mrkdwn(e.key)}`: {escape_mrkdwn(e.title)}" for e in all_entries]
         text = "*CA FAQ topics* (`/dcv faq TOPIC`)\n" + "\n".join(lines)
         return Message(text="CA FAQ topics", blocks=[section(text)])
-    blocks = [section(f"*{escape_mrkdwn(e.title)}* (`{escape_mrkdwn(e.key)}`)\n{escape_mrkdwn(e.text)}") for e in entries]
-    return Message(text="; ".join(escape_mrkdwn(e.title) for e in entries), blocks=fit_blocks([*blocks, context(["From the CA's domain verification FAQ"])]))
+    blocks = [
+        section(f"*{escape_mrkdwn(e.title)}* (`{escape_mrkdwn(e.key)}`)\n{escape_mrkdwn(e.text)}")
+        for e in entries
+    ]
+    return Message(
+        text="; ".join(escape_mrkdwn(e.title) for e in entries),
+        blocks=fit_blocks([*blocks, context(["From the CA's domain verification FAQ"])]),
+    )
 
 
 def cannot_post_note(error: str) -> str:
