@@ -9,7 +9,7 @@
 from ._base import Fault, FaultKind, QueryInfo, QueryRecord, is_loopback
 from .dnsserver import AuthServer
 from .resolver import CachingResolver, FakeClock
-from .zones import bump_serial, get_serial, parse_zone, zone_text
+from .zones import bump_serial, get_serial, nameservers_for, parse_zone, zone_text
 
 __all__ = [
     "AuthServer",
@@ -22,6 +22,7 @@ __all__ = [
     "bump_serial",
     "get_serial",
     "is_loopback",
+    "nameservers_for",
     "parse_zone",
     "zone_text",
 ]

@@ -21,7 +21,7 @@ import pytest
 from .dnsserver import AuthServer
 from .fixtures import LabFactory, ResolverFactory, allocate_loopback, start_lab
 from .resolver import CachingResolver, FakeClock
-from .zones import RecordValues, get_serial, parse_zone, zone_text
+from .zones import RecordValues, get_serial, nameservers_for, parse_zone, zone_text
 
 ORIGIN = "example.test."
 
@@ -416,6 +416,21 @@ async def test_lab_shares_one_port_and_models_a_lagging_secondary(dns_lab: LabFa
     lab.set_zone(ORIGIN, old, only=[lab.primary])
     assert get_serial(lab.primary.zone(ORIGIN)) == 2024010101
     assert lab.primary.zone(ORIGIN) is not old  # servers keep their own copies
+
+
+async def test_lab_with_nameserver_records_pointing_at_itself(dns_lab: LabFactory) -> None:
+    addrs = allocate_loopback(3)
+    text = zone_text(ORIGIN, {"@": {"A": "192.0.2.1"}}, nameservers=nameservers_for(ORIGIN, addrs))
+    lab = await dns_lab({ORIGIN: text}, addresses=addrs)
+    r = await ask(lab[2], ORIGIN, "NS")
+    assert sorted(rd.target.to_text() for rd in r.answer[0]) == [f"ns{i}.example.test." for i in (1, 2, 3)]
+    glue = {rr.name.to_text(): rr[0].address for rr in r.additional}
+    assert glue == {f"ns{i + 1}.example.test.": addr for i, addr in enumerate(addrs)}
+    v6 = zone_text(ORIGIN, nameservers={"ns1": ["::1", "127.0.0.1"], "ns.other.test.": []})
+    assert "ns1.example.test. 300 IN AAAA ::1" in v6
+    assert "@ 300 IN NS ns.other.test." in v6
+    with pytest.raises(ValueError, match="out of zone"):
+        zone_text(ORIGIN, nameservers={"ns.other.test.": "127.0.0.1"})
 
 
 async def test_start_lab_on_fixed_addresses_and_port() -> None:

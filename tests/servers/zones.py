@@ -20,6 +20,7 @@ Tests usually write them as zone-file text, or build the text from a small dict 
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Mapping, Sequence
 
 import dns.name
@@ -39,6 +40,7 @@ __all__ = [
     "copy_zone",
     "get_serial",
     "make_rdataset",
+    "nameservers_for",
     "parse_zone",
     "to_name",
     "to_rdtype",
@@ -139,6 +141,7 @@ def zone_text(
     mname: str | None = None,
     rname: str | None = None,
     ns: Sequence[str] | None = None,
+    nameservers: Mapping[str, str | Sequence[str]] | None = None,
 ) -> str:
     """Build zone-file text for *origin* from a dict ``{owner: {TYPE: values}}``.
 
@@ -149,6 +152,9 @@ def zone_text(
       TTL *soa_ttl* (default *ttl*) and MINIMUM *minimum*: the negative-caching TTL is
       ``min(soa_ttl, minimum)``. Give an ``"SOA"`` at ``"@"`` to override it completely.
     * Apex NS records default to *ns* or ``["ns1.<origin>"]`` unless ``records["@"]`` has ``"NS"``.
+    * *nameservers* ``{ns name: address or [addresses]}`` gives the apex NS records *and* the in-zone
+      A/AAAA records for them (e.g. the lab's loopback addresses, see :func:`nameservers_for`); it
+      replaces *ns*. An address list may be empty (for NS names outside the zone).
     """
     origin_name = to_name(origin)
     o = origin_name.to_text()
@@ -162,6 +168,16 @@ def zone_text(
             f"@ {soa_ttl if soa_ttl is not None else ttl} IN SOA {m} {r} "
             f"{serial} {refresh} {retry} {expire} {minimum}"
         )
+    if nameservers is not None:
+        ns = list(nameservers)
+        for target, addrs in nameservers.items():
+            target_name = dns.name.from_text(target, origin_name)
+            addr_list = [addrs] if isinstance(addrs, str) else list(addrs)
+            if addr_list and not target_name.is_subdomain(origin_name):
+                raise ValueError(f"cannot put addresses for {target} into zone {o}: out of zone")
+            for addr in addr_list:
+                rdtype = "AAAA" if ipaddress.ip_address(addr).version == 6 else "A"
+                lines.append(f"{target_name} {ttl} IN {rdtype} {addr}")
     if "NS" not in apex:
         for target in ns or [f"ns1.{o}"]:
             lines.append(f"@ {ttl} IN NS {target}")
@@ -172,6 +188,14 @@ def zone_text(
             for value in _as_list(values):
                 lines.append(f"{owner} {rr_ttl} IN {rdt.name} {_rdata_text(rdt, value)}")
     return "\n".join(lines) + "\n"
+
+
+def nameservers_for(origin: str, addresses: Sequence[str], prefix: str = "ns") -> dict[str, str]:
+    """NS names for *addresses*: ``{"ns1.<origin>": addresses[0], "ns2.<origin>": addresses[1], ...}``.
+
+    Pass it as ``zone_text(..., nameservers=...)`` so a zone names the lab's own servers."""
+    o = to_name(origin).to_text()
+    return {f"{prefix}{i + 1}.{o}": addr for i, addr in enumerate(addresses)}
 
 
 def parse_zone(origin: str | dns.name.Name, text: str) -> dns.zone.Zone:
