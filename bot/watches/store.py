@@ -800,8 +800,10 @@ class Store:
                     team_id=team_id, channel_id=channel_id, domain=domain, created_by=user_id, created_at=now
                 )
                 .on_conflict_do_nothing(index_elements=["team_id", "channel_id", "domain"])
+                .returning(subscriptions.c.id)
             )
-            if conn.execute(stmt).rowcount != 1:
+            # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
+            if conn.execute(stmt).first() is None:
                 raise WatchRefused(
                     "duplicate_subscription",
                     f"This channel is already subscribed to {domain}; every verification result for it "
@@ -986,8 +988,9 @@ class Store:
                 _insert(conn, command_receipts)
                 .values(team_id=team_id, request_key=request_key[:255], received_at=now)
                 .on_conflict_do_nothing(index_elements=["team_id", "request_key"])
+                .returning(command_receipts.c.team_id)
             )
-            fresh = conn.execute(stmt).rowcount == 1
+            fresh = conn.execute(stmt).first() is not None
             conn.execute(command_receipts.delete().where(command_receipts.c.received_at < now - keep))
             return fresh
 
