@@ -248,14 +248,17 @@ class DnsServerBase:
         return self._udp is not None
 
     async def start(self) -> Self:
-        """Bind UDP and TCP on ``(address, port)``; with port 0 both share one ephemeral port."""
+        """Bind UDP and TCP on ``(address, port)``; with port 0 both share one ephemeral port.
+
+        A server that was stopped restarts on the port it had (so a lab's shared port stays valid)."""
         if self.running:
             return self
         loop = asyncio.get_running_loop()
-        attempts = 1 if self._requested_port else 50
+        wanted = self._port if self._port is not None else self._requested_port
+        attempts = 1 if wanted else 50
         for attempt in range(attempts):
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.address, self._requested_port)
+                lambda: _UdpProtocol(self), local_addr=(self.address, wanted)
             )
             port = int(udp.get_extra_info("sockname")[1])
             try:
@@ -274,7 +277,9 @@ class DnsServerBase:
         raise AssertionError("unreachable")
 
     async def stop(self) -> None:
-        """Close all sockets (listeners and open TCP connections) and cancel pending answers."""
+        """Close all sockets (listeners and open TCP connections) and cancel pending answers.
+
+        The server can be started again (on the same port) with :meth:`start`."""
         if self._udp is not None:
             self._udp.close()
             self._udp = None
@@ -291,6 +296,9 @@ class DnsServerBase:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._tcp.wait_closed(), 1.0)
             self._tcp = None
+        # Transports close their sockets in a loop callback: let that happen before we return.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     async def __aenter__(self) -> Self:
         return await self.start()

@@ -343,6 +343,16 @@ async def test_tcp_pipelined_queries_on_one_connection(server: AuthServer) -> No
         writer.close()
 
 
+def _have_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _have_ipv6_loopback(), reason="no ::1 on this machine")
 async def test_ipv6_loopback() -> None:
     async with AuthServer("::1", 0, {ORIGIN: ZONE}) as s:
         assert (await ask(s, ORIGIN, "A")).answer[0][0].address == "192.0.2.1"
@@ -365,6 +375,10 @@ async def test_stop_closes_sockets_and_port_can_be_reused() -> None:
     with pytest.raises(OSError):
         await asyncio.open_connection(addr, port)
     writer.close()
+    await s.start()  # restarts on the same port
+    assert s.port == port
+    assert (await ask(s, ORIGIN, "A")).rcode() == dns.rcode.NOERROR
+    await s.stop()
     async with AuthServer(addr, port, {ORIGIN: ZONE}) as again:
         assert again.port == port
         assert (await ask(again, ORIGIN, "A", tcp=True)).rcode() == dns.rcode.NOERROR
@@ -461,10 +475,10 @@ async def test_delay_does_not_block_other_queries_and_counts_in_flight(server: A
     start = time.monotonic()
     slow = [asyncio.create_task(ask(server, "_acme-challenge.example.test.", "TXT")) for _ in range(5)]
     fast = await ask(server, ORIGIN, "A")
-    assert time.monotonic() - start < 0.2
     assert fast.rcode() == dns.rcode.NOERROR
+    assert not any(task.done() for task in slow)  # the fast answer overtook the delayed ones
     await asyncio.gather(*slow)
-    assert 0.3 <= time.monotonic() - start < 0.9
+    assert 0.3 <= time.monotonic() - start < 1.2  # in parallel, not 5 x 0.3 s
     assert server.max_in_flight == 5
     assert server.in_flight == 0
 
@@ -810,7 +824,7 @@ async def test_resolver_servfail_when_upstreams_time_out_or_fail(
     start = time.monotonic()
     r = await ask(resolver, ORIGIN, "A", rd=True)
     assert r.rcode() == dns.rcode.SERVFAIL
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 1.5
     assert lab[0].count() == 1
     assert lab[1].count() == 1
     # the first server REFUSES (lame), the second answers
