@@ -31,14 +31,26 @@ PROFILES: dict[str, CaProfile] = {
     "digicert": CaProfile(
         "digicert",
         "DigiCert",
-        ("digicert.com", "geotrust.com", "rapidssl.com", "thawte.com", "symantec.com", "digitalcertvalidation.com"),
+        (
+            "digicert.com",
+            "geotrust.com",
+            "rapidssl.com",
+            "thawte.com",
+            "symantec.com",
+            "digitalcertvalidation.com",
+        ),
         1,
         False,
         30 * 24,
     ),
     "globalsign": CaProfile("globalsign", "GlobalSign", ("globalsign.com",), None, False, 30 * 24),
     "sectigo": CaProfile(
-        "sectigo", "Sectigo", ("sectigo.com", "comodoca.com", "comodo.com", "trust-provider.com"), 0, False, 30 * 24
+        "sectigo",
+        "Sectigo",
+        ("sectigo.com", "comodoca.com", "comodo.com", "trust-provider.com"),
+        0,
+        False,
+        30 * 24,
     ),
     "alibaba": CaProfile(
         "alibaba",
@@ -49,7 +61,14 @@ PROFILES: dict[str, CaProfile] = {
         72,
     ),
     "trustasia": CaProfile("trustasia", "TrustAsia", ("trustasia.com", "digicert.com"), 2, True, 72),
-    "tencent": CaProfile("tencent", "Tencent Cloud (TrustAsia and other brands)", ("trustasia.com", "digicert.com"), 2, True, 72),
+    "tencent": CaProfile(
+        "tencent",
+        "Tencent Cloud (TrustAsia and other brands)",
+        ("trustasia.com", "digicert.com"),
+        2,
+        True,
+        72,
+    ),
 }
 
 ALIASES = {"le": "letsencrypt", "lets-encrypt": "letsencrypt", "aliyun": "alibaba", "alibabacloud": "alibaba"}

@@ -36,15 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     dns_cmd = commands.add_parser("dns", help="check a DNS validation record (TXT or CNAME)")
-    dns_cmd.add_argument("domain", metavar="DOMAIN", help="the certificate's domain, e.g. example.com or *.example.com")
+    dns_cmd.add_argument(
+        "domain", metavar="DOMAIN", help="the certificate's domain, e.g. example.com or *.example.com"
+    )
     dns_cmd.add_argument("value", metavar="VALUE", help="the record value the CA console shows")
     dns_cmd.add_argument(
-        "--name", metavar="HOST", help="host record relative to DOMAIN (default _dnsauth; @ = DOMAIN; 'x.' = absolute)"
+        "--name",
+        metavar="HOST",
+        help="host record relative to DOMAIN (default _dnsauth; @ = DOMAIN; 'x.' = absolute)",
     )
     dns_cmd.add_argument("--type", dest="record_type", metavar="TXT|CNAME", default="TXT", help="record type")
     _common_options(dns_cmd)
 
-    file_cmd = commands.add_parser("file", help="check a file validation (http(s)://DOMAIN/.well-known/pki-validation/)")
+    file_cmd = commands.add_parser(
+        "file", help="check a file validation (http(s)://DOMAIN/.well-known/pki-validation/)"
+    )
     file_cmd.add_argument("target", metavar="TARGET", help="a domain, or the file's full http(s) URL")
     file_cmd.add_argument("content", metavar="CONTENT", help="the file content the CA console shows")
     file_cmd.add_argument(
@@ -52,12 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common_options(file_cmd)
 
-    commands.add_parser("serve", help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP on PORT)")
+    commands.add_parser(
+        "serve", help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP on PORT)"
+    )
     return parser
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ca", metavar="CA", help="issuing CA (digicert, letsencrypt, alibaba, ...) or its CAA domain")
+    parser.add_argument(
+        "--ca", metavar="CA", help="issuing CA (digicert, letsencrypt, alibaba, ...) or its CAA domain"
+    )
     parser.add_argument("--json", action="store_true", help="print the diagnosis as one JSON object")
 
 

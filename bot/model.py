@@ -23,7 +23,7 @@ ObservationKind = Literal["authoritative", "resolver", "http"]
 class Verdict(enum.StrEnum):
     """Overall outcome of a check."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105  (a verdict, not a password)
     """Every server the CA may ask serves the expected value; nothing blocks issuance."""
     PENDING = "pending"
     """Correct at the source but not visible everywhere yet; time alone will fix it."""

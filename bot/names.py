@@ -169,12 +169,11 @@ def validation_name(domain: str, host: str | None = None) -> tuple[str, str]:
     labels = [_to_a_label(label, raw) for label in text.split(".")]
     _check_labels(labels, raw, _HOST_LABEL, "host record")
     text = ".".join(labels)
-    if absolute or text == domain or text.endswith("." + domain):
-        fqdn = text
-    else:
-        fqdn = f"{text}.{domain}"
+    fqdn = text if absolute or text == domain or text.endswith("." + domain) else f"{text}.{domain}"
     if len(fqdn) > MAX_NAME_LENGTH:
-        raise InputError(f"the validation name {fqdn} is longer than the {MAX_NAME_LENGTH} characters DNS allows")
+        raise InputError(
+            f"the validation name {fqdn} is longer than the {MAX_NAME_LENGTH} characters DNS allows"
+        )
     if fqdn != domain and not fqdn.endswith("." + domain):
         raise InputError(f"host record {raw!r} is outside {domain}; the CA only reads names under the domain")
     label = "@" if fqdn == domain else fqdn[: -len(domain) - 1]

@@ -87,4 +87,6 @@ def finding(
     remedy = None
     if severity is not Severity.INFO and entry.template:
         remedy = render_remedy(code, {**evidence, **(fields or {})})
-    return Finding(code=code, severity=severity, message=message, faq=entry.faq, remedy=remedy, evidence=evidence)
+    return Finding(
+        code=code, severity=severity, message=message, faq=entry.faq, remedy=remedy, evidence=evidence
+    )

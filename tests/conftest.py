@@ -46,8 +46,14 @@ class DnsWorld:
     settings: Settings
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def set_records(self, records: Mapping[str, Mapping[str, Any]], *, serial: int, only: Sequence[int] | None = None,
-                    **zone_kw: Any) -> None:
+    def set_records(
+        self,
+        records: Mapping[str, Mapping[str, Any]],
+        *,
+        serial: int,
+        only: Sequence[int] | None = None,
+        **zone_kw: Any,
+    ) -> None:
         """Replace the zone on all (or ``only`` some) servers with ``records`` at ``serial``."""
         text = world_zone(self.zone, self.lab.addresses, records, serial=serial, **zone_kw)
         self.lab.set_zone(self.zone, text, only=only)

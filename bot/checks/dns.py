@@ -121,7 +121,9 @@ class _Recursor:
             if result.status not in {"timeout", "error", "refused"}:
                 return result
         if result is None:
-            return QueryResult(server="", port=0, qname=qname, rtype=rtype, status="error", error="no resolvers")
+            return QueryResult(
+                server="", port=0, qname=qname, rtype=rtype, status="error", error="no resolvers"
+            )
         return result
 
 
@@ -151,13 +153,18 @@ async def gather_dns_evidence(request: CheckRequest, settings: Settings) -> DnsE
     return evidence
 
 
-async def _discover(recursor: _Recursor, request: CheckRequest, evidence: DnsEvidence, policy: AddressPolicy) -> None:
+async def _discover(
+    recursor: _Recursor, request: CheckRequest, evidence: DnsEvidence, policy: AddressPolicy
+) -> None:
     """Find the zone of the validation name, its nameservers and their addresses."""
     if not recursor.resolvers:
-        evidence.resolver_failure = "no resolvers are configured (DCV_RESOLVERS is empty and resolv.conf has none)"
+        evidence.resolver_failure = (
+            "no resolvers are configured (DCV_RESOLVERS is empty and resolv.conf has none)"
+        )
         return
     name = request.target
     lookup: QueryResult | None = None
+    first_failure: QueryResult | None = None
     for _ in range(MAX_CNAME_HOPS + 1):
         lookup = await recursor.ask(name, "SOA")
         if lookup.status == "servfail":
@@ -166,9 +173,12 @@ async def _discover(recursor: _Recursor, request: CheckRequest, evidence: DnsEvi
             unchecked = await recursor.ask(name, "SOA", checking_disabled=True)
             if unchecked.answered:
                 lookup = unchecked
-        if lookup.cname_chain:
-            # The validation name is an alias: its own zone is the one that holds the CNAME, and the
-            # SOA in this answer belongs to the target's zone.
+        climbable = name != request.domain and name.endswith("." + request.domain)
+        if lookup.cname_chain or (lookup.status in {"servfail", "timeout"} and climbable):
+            # The validation name is an alias (its own zone is the one holding the CNAME, and any SOA
+            # in this answer belongs to the target's zone), or the lookup failed somewhere along a
+            # chain: look from the parent, which is in the same zone or the one above it.
+            first_failure = first_failure or (lookup if not lookup.cname_chain else None)
             name = _parent(name)
             continue
         if lookup.status == "answer" and lookup.rrsets.get(f"{name} SOA"):
@@ -178,6 +188,8 @@ async def _discover(recursor: _Recursor, request: CheckRequest, evidence: DnsEvi
             evidence.zone = lookup.soa_owner
             break
         break
+    if evidence.zone is None and first_failure is not None:
+        lookup = first_failure
     evidence.zone_lookup = lookup
     if evidence.zone is None:
         await _explain_missing_zone(recursor, evidence, lookup)
@@ -202,12 +214,14 @@ async def _discover(recursor: _Recursor, request: CheckRequest, evidence: DnsEvi
             evidence.nameserver_addresses.append(NameserverAddress(ns, address, policy.reason(address)))
 
 
-async def _explain_missing_zone(recursor: _Recursor, evidence: DnsEvidence, lookup: QueryResult | None) -> None:
+async def _explain_missing_zone(
+    recursor: _Recursor, evidence: DnsEvidence, lookup: QueryResult | None
+) -> None:
     if lookup is None or lookup.status in {"timeout", "error", "refused"}:
         # Tell "our resolvers are down" from "the domain's servers are down": a healthy resolver
         # answers for the root zone at once.
         root = await recursor.ask(".", "NS")
-        if not root.answered:
+        if root.status in {"timeout", "error"}:
             detail = root.error or root.status
             evidence.resolver_failure = f"the configured resolvers did not answer ({detail})"
             return
@@ -221,16 +235,21 @@ def _parent(name: str) -> str:
     return parent or "."
 
 
-async def _ask_nameservers(client: DnsClient, settings: Settings, request: CheckRequest, evidence: DnsEvidence) -> None:
+async def _ask_nameservers(
+    client: DnsClient, settings: Settings, request: CheckRequest, evidence: DnsEvidence
+) -> None:
     zone = evidence.zone
     assert zone is not None
     targets = [ns for ns in evidence.nameserver_addresses if ns.skipped is None]
     record_queries = [
-        client.query(ns.address, settings.dns_port, request.target, request.record_type, recursion=False, label=ns.name)
+        client.query(
+            ns.address, settings.dns_port, request.target, request.record_type, recursion=False, label=ns.name
+        )
         for ns in targets
     ]
     serial_queries = [
-        client.query(ns.address, settings.dns_port, zone, "SOA", recursion=False, label=ns.name) for ns in targets
+        client.query(ns.address, settings.dns_port, zone, "SOA", recursion=False, label=ns.name)
+        for ns in targets
     ]
     probes_task = asyncio.create_task(_probe_wrong_names(client, settings, request, evidence, targets))
     results = await asyncio.gather(*record_queries, *serial_queries)
@@ -321,7 +340,9 @@ async def _ask_public_resolvers(
             for r in settings.public_resolvers
         )
     )
-    failed = [(r, a) for r, a in zip(settings.public_resolvers, answers, strict=True) if a.status == "servfail"]
+    failed = [
+        (r, a) for r, a in zip(settings.public_resolvers, answers, strict=True) if a.status == "servfail"
+    ]
     unchecked = await asyncio.gather(
         *(
             client.query(

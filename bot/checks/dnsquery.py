@@ -136,7 +136,9 @@ class DnsClient:
             message.flags &= ~dns.flags.RD
         if checking_disabled:
             message.flags |= dns.flags.CD
-        result = QueryResult(server=server, port=port, qname=qname, rtype=rtype, status="timeout", label=label)
+        result = QueryResult(
+            server=server, port=port, qname=qname, rtype=rtype, status="timeout", label=label
+        )
         for _ in range(attempts):
             timeout = min(self.query_timeout, self.deadline.remaining())
             if timeout <= 0.05:
@@ -147,7 +149,12 @@ class DnsClient:
                 break
         return result
 
-    async def _attempt(self, message: dns.message.Message, result: QueryResult, timeout: float) -> QueryResult:
+    async def _attempt(
+        self,
+        message: dns.message.Message,
+        result: QueryResult,
+        timeout: float,  # noqa: ASYNC109  (dnspython needs the number; asyncio.timeout enforces it)
+    ) -> QueryResult:
         started = time.monotonic()
         try:
             async with self._slots, asyncio.timeout(timeout):
@@ -201,10 +208,10 @@ def _read_response(response: dns.message.Message, result: QueryResult) -> None:
         if rrset.rdtype == dns.rdatatype.SOA and rrset:
             soa = rrset[0]
             result.soa_owner = name_text(rrset.name)
-            result.soa_serial = soa.serial  # type: ignore[attr-defined]
+            result.soa_serial = soa.serial
             result.soa_ttl = rrset.ttl
-            result.soa_minimum = soa.minimum  # type: ignore[attr-defined]
-            result.soa_refresh = soa.refresh  # type: ignore[attr-defined]
+            result.soa_minimum = soa.minimum
+            result.soa_refresh = soa.refresh
     for rrset in response.answer:
         key = f"{name_text(rrset.name)} {dns.rdatatype.to_text(rrset.rdtype)}"
         result.rrsets[key] = [rdata_text(r) for r in rrset]
@@ -246,10 +253,12 @@ def _follow_answer(response: dns.message.Message, result: QueryResult) -> None:
             result.ttl = rrset.ttl
             if result.status == "answer":
                 return
-        cname = _find(response.answer, current, dns.rdatatype.CNAME) if wanted != dns.rdatatype.CNAME else None
+        cname = (
+            _find(response.answer, current, dns.rdatatype.CNAME) if wanted != dns.rdatatype.CNAME else None
+        )
         if cname is None:
             break
-        target = cname[0].target  # type: ignore[attr-defined]
+        target = cname[0].target
         result.cname_chain.append(name_text(target))
         result.ttl = cname.ttl if result.ttl is None else min(result.ttl, cname.ttl)
         if target in seen:

@@ -140,9 +140,16 @@ def nameserver_health(ctx: _Context) -> list[Finding]:
     ev = ctx.evidence
     if ev.zone is None:
         return []
-    # A dead nameserver is an error when nothing else answers, a warning while others serve the value
-    # (resolvers retry another server, but every timeout slows the CA down and some give up).
-    severity = Severity.WARNING if ctx.answering else Severity.ERROR
+    # The contract's pass needs every authoritative server to answer with the value: a CA's resolver
+    # picks any listed server, and while it may retry another after a timeout or a refusal, CAs that
+    # validate from several vantage points fail as soon as one of them gives up.
+    severity = Severity.ERROR
+    others = (
+        f" The other {len(ctx.with_value)} serve the value, so the CA may succeed when it retries another "
+        "server, but it will be slow and can time out."
+        if ctx.with_value
+        else ""
+    )
     findings = []
     timeouts = [r for r in ev.authoritative if r.status == "timeout"]
     if timeouts:
@@ -150,7 +157,8 @@ def nameserver_health(ctx: _Context) -> list[Finding]:
             finding(
                 "DNS_NS_TIMEOUT",
                 severity,
-                f"{len(timeouts)} nameserver address(es) of {ev.zone} did not answer: {_servers(timeouts)}.",
+                f"{len(timeouts)} nameserver address(es) of {ev.zone} did not answer: {_servers(timeouts)}."
+                + others,
                 evidence={"servers": [f"{r.label} ({r.server})" for r in timeouts], "zone": ev.zone},
                 fields={"servers": _servers(timeouts)},
             )
@@ -165,7 +173,7 @@ def nameserver_health(ctx: _Context) -> list[Finding]:
             finding(
                 "DNS_NS_LAME",
                 severity,
-                f"{result.label} ({result.server}) is listed for {ev.zone} but {problem}.",
+                f"{result.label} ({result.server}) is listed for {ev.zone} but {problem}." + others,
                 evidence={"server": result.label, "address": result.server, "zone": ev.zone},
                 fields={"servers": f"{result.label} ({result.server})", "problem": problem},
             )
@@ -190,7 +198,10 @@ def nameserver_health(ctx: _Context) -> list[Finding]:
                 Severity.WARNING,
                 f"Nameserver name(s) {', '.join(ev.unresolved_nameservers)} of {ev.zone} have no address.",
                 evidence={"servers": ev.unresolved_nameservers, "zone": ev.zone},
-                fields={"servers": ", ".join(ev.unresolved_nameservers), "problem": "has no A or AAAA record"},
+                fields={
+                    "servers": ", ".join(ev.unresolved_nameservers),
+                    "problem": "has no A or AAAA record",
+                },
             )
         )
     return findings
@@ -202,7 +213,6 @@ def _not_authoritative(result: QueryResult) -> bool:
 
 def record_presence(ctx: _Context) -> list[Finding]:
     """The value everywhere, nowhere, or somewhere: found, missing/mismatch, or propagating."""
-    request, ev = ctx.request, ctx.evidence
     if not ctx.answering:
         return []
     if ctx.everywhere:
@@ -334,9 +344,11 @@ def _cname_problem(ctx: _Context) -> Finding | None:
     problem: str | None = None
     if len(set(chain)) < len(chain) or request.target in chain:
         problem = "loops back on itself"
-    elif chained[0].status == "nxdomain":
-        problem = f"ends at {chain[-1]}, which does not exist (NXDOMAIN)"
-    elif ev.cname_target is not None and ev.cname_target.status == "nxdomain" and not ev.cname_target.cname_chain:
+    elif chained[0].status == "nxdomain" or (
+        ev.cname_target is not None
+        and ev.cname_target.status == "nxdomain"
+        and not ev.cname_target.cname_chain
+    ):
         problem = f"ends at {chain[-1]}, which does not exist (NXDOMAIN)"
     elif ev.cname_target is not None and ev.cname_target.cname_chain:
         tail = ev.cname_target.cname_chain
@@ -480,7 +492,11 @@ def resolver_caches(ctx: _Context) -> list[Finding]:
                 f"{_quote_values(sorted({v for r in stale for v in r.values}))} from their cache"
                 + (f" for up to {ttl} s more." if ttl is not None else "."),
                 evidence={"resolvers": [r.label for r in stale], "ttl": ttl, "visible_at": visible},
-                fields={"resolvers": _servers(stale), "ttl": ttl if ttl is not None else "?", "visible_at": visible},
+                fields={
+                    "resolvers": _servers(stale),
+                    "ttl": ttl if ttl is not None else "?",
+                    "visible_at": visible,
+                },
             )
         )
     return findings
@@ -490,9 +506,12 @@ def _zone_negative_ttl(ev: DnsEvidence) -> int | None:
     ttls = [r.negative_ttl for r in ev.authoritative if r.negative_ttl is not None]
     if ttls:
         return max(ttls)
-    soa = [s for s in ev.serials if s.soa_ttl is not None and s.soa_minimum is not None]
-    return max((min(s.soa_ttl, s.soa_minimum) for s in soa if s.soa_ttl is not None and s.soa_minimum is not None),
-               default=None)  # fmt: skip
+    from_serials = [
+        min(s.soa_ttl, s.soa_minimum)
+        for s in ev.serials
+        if s.soa_ttl is not None and s.soa_minimum is not None
+    ]
+    return max(from_serials, default=None)
 
 
 def _visible_at(ctx: _Context, seconds: int | None) -> str | None:
@@ -507,7 +526,9 @@ def resolver_failures(ctx: _Context) -> list[Finding]:
     if not failing:
         return []
     unchecked = {(r.server, r.port): r for r in ev.resolvers_unchecked}
-    bogus = [r for r in failing if unchecked.get((r.server, r.port)) and unchecked[(r.server, r.port)].answered]
+    bogus = [
+        r for r in failing if unchecked.get((r.server, r.port)) and unchecked[(r.server, r.port)].answered
+    ]
     plain = [r for r in failing if r not in bogus]
     findings = []
     if bogus:
@@ -548,7 +569,9 @@ def caa(ctx: _Context) -> list[Finding]:
                     "CAA_PRESENT",
                     Severity.INFO,
                     f"CAA at {lookup.found_at} allows only: "
-                    + ", ".join(sorted({r.issuer or "no CA" for r in lookup.records if r.tag.startswith("issue")}))
+                    + ", ".join(
+                        sorted({r.issuer or "no CA" for r in lookup.records if r.tag.startswith("issue")})
+                    )
                     + " (give --ca to check your CA against it).",
                     evidence={"caa_name": lookup.found_at, "records": [str(r) for r in lookup.records]},
                 )
@@ -652,7 +675,8 @@ def _summary(request: CheckRequest, verdict: Verdict, findings: list[Finding]) -
     if verdict is Verdict.PASS:
         warnings = [f for f in findings if f.severity is Severity.WARNING]
         extra = f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else ""
-        return f"{request.record_type} record at {name} is served by every nameserver: the CA will see it{extra}."
+        served = f"{request.record_type} record at {name} is served by every nameserver"
+        return f"{served}: the CA will see it{extra}."
     top = findings[0] if findings else None
     if top is None:
         return f"No nameserver answered for {name}."

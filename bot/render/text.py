@@ -13,7 +13,11 @@ _VERDICT_STYLE = {
     Verdict.PENDING: ("PENDING", "33"),
     Verdict.FAIL: ("FAIL", "31"),
 }
-_SEVERITY_STYLE = {Severity.ERROR: ("error", "31"), Severity.WARNING: ("warning", "33"), Severity.INFO: ("ok", "32")}
+_SEVERITY_STYLE = {
+    Severity.ERROR: ("error", "31"),
+    Severity.WARNING: ("warning", "33"),
+    Severity.INFO: ("ok", "32"),
+}
 MAX_CELL = 48
 WIDTH = 100
 
@@ -21,7 +25,8 @@ WIDTH = 100
 def printable(text: str) -> str:
     """Make text read from the network safe for a terminal: no control characters or escapes."""
     return "".join(
-        ch if unicodedata.category(ch)[0] != "C" else f"\\x{ord(ch):02x}" if ord(ch) < 256 else "?" for ch in text
+        ch if unicodedata.category(ch)[0] != "C" else f"\\x{ord(ch):02x}" if ord(ch) < 256 else "?"
+        for ch in text
     )
 
 
@@ -92,11 +97,7 @@ def render_text(diagnosis: Diagnosis, *, color: bool = False) -> str:
     """The whole report as a string."""
     request = diagnosis.request
     label, code = _VERDICT_STYLE[diagnosis.verdict]
-    what = (
-        f"{request.record_type} {request.target}"
-        if request.method == "dns"
-        else f"file {request.target}"
-    )
+    what = f"{request.record_type} {request.target}" if request.method == "dns" else f"file {request.target}"
     lines = [
         f"{_paint(label, code + ';1', color)}  {printable(what)}  (domain {request.display_domain}"
         + (f", CA {request.ca}" if request.ca else "")
@@ -115,10 +116,14 @@ def render_text(diagnosis: Diagnosis, *, color: bool = False) -> str:
         if item.faq:
             head += f"  (FAQ: {item.faq})"
         lines.append(head)
-        lines.extend(textwrap.wrap(printable(item.message), WIDTH, initial_indent="  ", subsequent_indent="  "))
+        lines.extend(
+            textwrap.wrap(printable(item.message), WIDTH, initial_indent="  ", subsequent_indent="  ")
+        )
         if item.remedy:
             lines.extend(
-                textwrap.wrap(printable(item.remedy), WIDTH, initial_indent="  fix: ", subsequent_indent="       ")
+                textwrap.wrap(
+                    printable(item.remedy), WIDTH, initial_indent="  fix: ", subsequent_indent="       "
+                )
             )
         lines.append("")
     if diagnosis.retry_after:
