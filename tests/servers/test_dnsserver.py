@@ -302,6 +302,15 @@ async def test_edns_is_echoed_with_payload_1232(server: AuthServer) -> None:
     assert r.payload == 1232
     r = await ask(server, ORIGIN, "A", edns=False)
     assert r.edns == -1
+    q = dns.message.make_query(ORIGIN, "A", use_edns=1)
+    r = await dns.asyncquery.udp(q, server.address, port=server.port, timeout=2)
+    assert r.rcode() == dns.rcode.BADVERS
+
+
+async def test_long_txt_value_is_split_into_255_byte_strings(server: AuthServer) -> None:
+    server.update_record("long.example.test.", "TXT", "v" * 600)
+    r = await ask(server, "long.example.test.", "TXT")
+    assert [len(part) for part in r.answer[0][0].strings] == [255, 255, 90]
 
 
 async def test_large_answer_truncated_over_udp_and_complete_over_tcp() -> None:

@@ -49,8 +49,9 @@ __all__ = [
 
 #: One record value: zone-file rdata text (``"192.0.2.1"``, ``'0 issue "ca.example"'``), or, for TXT only,
 #: a tuple of strings making ONE multi-string TXT record.  A TXT ``str`` that does not start with ``"``
-#: is quoted for you (so ``"hello world"`` is one string); one that starts with ``"`` is used as is
-#: (so ``'"part 1" "part 2"'`` is one record with two strings).
+#: is quoted for you (so ``"hello world"`` is one string; values over 255 bytes are split into
+#: 255-byte strings); one that starts with ``"`` is used as is (so ``'"part 1" "part 2"'`` is one record
+#: with two strings).
 RecordValue = str | tuple[str, ...]
 #: One value, or a list of values (a list = several records in the RRset).
 RecordValues = RecordValue | list[RecordValue]
@@ -70,15 +71,29 @@ def to_rdtype(rdtype: str | int | dns.rdatatype.RdataType) -> dns.rdatatype.Rdat
     return dns.rdatatype.RdataType.make(rdtype)
 
 
-def _quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quote(value: str | bytes) -> str:
+    """A zone-file character-string: quoted, with ``"`` and ``\\`` escaped and non-ASCII as ``\\DDD``."""
+    data = value.encode() if isinstance(value, str) else value
+    out = []
+    for byte in data:
+        if byte in b'"\\':
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
 
 
 def _rdata_text(rdtype: dns.rdatatype.RdataType, value: RecordValue) -> str:
     if rdtype in (dns.rdatatype.TXT, dns.rdatatype.SPF):
         if isinstance(value, tuple):
             return " ".join(_quote(part) for part in value)
-        return value if value.startswith('"') else _quote(value)
+        if value.startswith('"'):
+            return value
+        # Like DNS providers do: a long value becomes several strings of at most 255 bytes.
+        data = value.encode()
+        return " ".join(_quote(data[i : i + 255]) for i in range(0, max(len(data), 1), 255))
     if isinstance(value, tuple):
         raise TypeError(f"tuple values are only allowed for TXT records, not {rdtype.name}")
     return value
