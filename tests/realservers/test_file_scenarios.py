@@ -1,0 +1,105 @@
+"""``dcv file`` against real nginx (80 and 443, self-signed certificate), names resolved by the lab's DNS."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from . import zones
+from .lab import DcvResult, Lab
+from .test_dns_scenarios import expect
+from .web import CONTENT, FILE_PATH, SERVED
+
+pytestmark = pytest.mark.realservers
+
+
+def http_observations(result: DcvResult, address: str | None = None) -> list[dict]:
+    return [o for o in result.observations("http") if address is None or o.get("address") == address]
+
+
+def test_file_found(lab: Lab) -> None:
+    r = lab.dcv("file", "found.example.lab", CONTENT["found"])
+    expect(r, "pass", "HTTP_FILE_FOUND")
+    seen = http_observations(r, zones.WEB)
+    assert seen, r.explain()
+    # both schemes were tried on the one address
+    assert {o.get("port") for o in seen} >= {80, 443}, r.explain()
+
+
+def test_file_found_by_url(lab: Lab) -> None:
+    r = lab.dcv("file", f"http://found.example.lab{FILE_PATH}", CONTENT["found"])
+    expect(r, "pass", "HTTP_FILE_FOUND")
+
+
+def test_file_not_found(lab: Lab) -> None:
+    expect(lab.dcv("file", "missing.example.lab", CONTENT["missing"]), "fail", "HTTP_NOT_FOUND")
+
+
+def test_file_with_other_content(lab: Lab) -> None:
+    r = lab.dcv("file", "wrong.example.lab", CONTENT["wrong"])
+    expect(r, "fail", "HTTP_CONTENT_MISMATCH", absent=("HTTP_FILE_FOUND",))
+    assert SERVED["wrong"].decode() in json.dumps(r.finding("HTTP_CONTENT_MISMATCH")), r.explain()
+
+
+@pytest.mark.parametrize("host", ["bom", "crlf", "spaces"])
+def test_file_differs_only_in_format(lab: Lab, host: str) -> None:
+    r = lab.dcv("file", f"{host}.example.lab", CONTENT[host])
+    assert "HTTP_CONTENT_FORMAT" in r.codes, r.explain()
+    assert "HTTP_CONTENT_MISMATCH" not in r.codes, r.explain()
+    assert r.verdict in ("pass", "fail"), r.explain()
+
+
+def test_redirect_to_https(lab: Lab) -> None:
+    # Let's Encrypt follows up to 10 redirects; DigiCert one; Alibaba none (research/dcv-anchors.md)
+    r = lab.dcv("file", "tohttps.example.lab", CONTENT["tohttps"], "--ca", "letsencrypt")
+    expect(r, "pass", "HTTP_REDIRECT")
+    hops = json.dumps(r.finding("HTTP_REDIRECT"))
+    assert "https://tohttps.example.lab" in hops, r.explain()
+    r = lab.dcv("file", "tohttps.example.lab", CONTENT["tohttps"], "--ca", "alibaba")
+    expect(r, "fail", "HTTP_REDIRECT")
+    assert r.finding("HTTP_REDIRECT")["severity"] == "error", r.explain()
+
+
+def test_redirect_to_another_host(lab: Lab) -> None:
+    r = lab.dcv("file", "moved.example.lab", CONTENT["moved"], "--ca", "letsencrypt")
+    expect(r, "pass", "HTTP_REDIRECT")
+    assert "found.example.lab" in json.dumps(r.finding("HTTP_REDIRECT")), r.explain()
+    r = lab.dcv("file", "moved.example.lab", CONTENT["moved"], "--ca", "alibaba")
+    expect(r, "fail", "HTTP_REDIRECT")
+
+
+def test_redirect_loop(lab: Lab) -> None:
+    r = lab.dcv("file", "loop.example.lab", CONTENT["loop"], "--ca", "letsencrypt")
+    expect(r, "fail", "HTTP_REDIRECT")
+
+
+def test_html_catch_all(lab: Lab) -> None:
+    expect(lab.dcv("file", "spa.example.lab", CONTENT["spa"]), "fail", "HTTP_SOFT_404")
+
+
+def test_forbidden(lab: Lab) -> None:
+    expect(lab.dcv("file", "forbidden.example.lab", CONTENT["forbidden"]), "fail", "HTTP_BAD_STATUS")
+
+
+def test_load_balancer_member_without_the_file(lab: Lab) -> None:
+    r = lab.dcv("file", "lb.example.lab", CONTENT["lb"])
+    expect(r, "fail", "HTTP_INCONSISTENT")
+    assert {o.get("address") for o in http_observations(r)} == {zones.WEB, zones.WEB2}, r.explain()
+
+
+def test_body_too_large(lab: Lab) -> None:
+    r = lab.dcv("file", "huge.example.lab", CONTENT["huge"])
+    expect(r, "fail", "HTTP_TOO_LARGE")
+    assert r.elapsed < 8, r.explain()
+
+
+def test_closed_port(lab: Lab) -> None:
+    r = lab.dcv("file", "closed.example.lab", CONTENT["closed"])
+    expect(r, "fail", "HTTP_REFUSED")
+
+
+def test_filtered_port(lab: Lab) -> None:
+    r = lab.dcv("file", "filtered.example.lab", CONTENT["filtered"], env=lab.env(DCV_TIMEOUT="5"))
+    expect(r, "fail", "HTTP_TIMEOUT")
+    assert r.elapsed < 5 + 4, r.explain()
