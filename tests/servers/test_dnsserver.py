@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import dns.asyncquery
+import dns.asyncresolver
 import dns.exception
 import dns.flags
 import dns.message
@@ -15,6 +16,7 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.resolver
 import dns.rrset
 import pytest
 
@@ -882,3 +884,23 @@ async def test_resolver_seed_and_flush(caching_resolver: ResolverFactory, fake_c
     assert resolver.cached_negative("gone.example.test.") is None
     # nothing cached and no upstream: SERVFAIL
     assert (await ask(resolver, "gone.example.test.", "TXT", rd=True)).rcode() == dns.rcode.SERVFAIL
+
+
+async def test_dnspython_stub_resolver_against_the_caching_resolver(
+    dns_lab: LabFactory, caching_resolver: ResolverFactory
+) -> None:
+    """The way the checker will use it: a dnspython stub resolver pointed at the caching resolver."""
+    lab = await dns_lab({ORIGIN: ZONE}, n=1)
+    resolver = await caching_resolver(lab)
+    stub = dns.asyncresolver.Resolver(configure=False)
+    stub.nameservers = [resolver.address]
+    stub.port = resolver.port
+    stub.use_edns(0, 0, 1232)
+    stub.lifetime = 2
+    answer = await stub.resolve("www.example.test.", "A")
+    assert [rd.address for rd in answer] == ["192.0.2.1"]
+    assert answer.canonical_name == dns.name.from_text(ORIGIN)
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        await stub.resolve("nope.example.test.", "TXT")
+    with pytest.raises(dns.resolver.NoAnswer):
+        await stub.resolve("a.b.example.test.", "TXT")
