@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -127,6 +128,34 @@ class TriggerDedupe:
         return False
 
 
+class BotIdentity:
+    """The bot's ``auth.test`` result, fetched once and then reused for every request.
+
+    Bolt's default single-workspace authorization calls ``auth.test`` lazily on the first request,
+    which puts a Web API round trip in front of the first ``ack()`` and makes "bad input is answered
+    without any API call" false for that request. ``serve`` loads it at start-up instead (and fails
+    fast on a rejected token); the Bolt ``authorize`` hook below only falls back to a lazy load.
+    """
+
+    def __init__(self) -> None:
+        self._result: AuthorizeResult | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._result is not None
+
+    async def load(self, client: AsyncWebClient) -> AuthorizeResult:
+        """Call ``auth.test`` once (raises ``SlackApiError`` when Slack rejects the token)."""
+        async with self._lock:
+            if self._result is None:
+                response = await client.auth_test()
+                self._result = AuthorizeResult.from_auth_test_response(
+                    bot_token=client.token, auth_test_response=response
+                )
+            return self._result
+
+
 @dataclass(slots=True)
 class Services:
     """The Slack app's collaborators. Build with :meth:`from_settings` or by hand in tests."""
@@ -137,6 +166,7 @@ class Services:
     check_deadline: float = 20.0
     """Seconds after which a check is abandoned and the user told so (the engine has its own deadline)."""
     dedupe: TriggerDedupe = field(default_factory=TriggerDedupe)
+    identity: BotIdentity = field(default_factory=BotIdentity)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, watches: WatchCommands | None = None) -> Services:
@@ -220,8 +250,14 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
     """The Bolt app with dcv-bot's listeners. Serve it with :mod:`bot.slack.runtime`."""
     from bot.slack.listeners import register
 
+    client = build_client(settings)
+
+    async def authorize() -> AuthorizeResult:
+        return await services.identity.load(client)
+
     app = AsyncApp(
-        client=build_client(settings),
+        client=client,
+        authorize=authorize,
         # Empty in Socket Mode, where requests are authenticated by the app token instead; Bolt builds
         # the verifier lazily, so an empty secret only matters (and fails closed) over HTTP.
         signing_secret=settings.slack_signing_secret or "",

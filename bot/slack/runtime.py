@@ -112,7 +112,7 @@ async def serve(
     try:
         services = services or Services.from_settings(settings)
         app = build_app(settings, services)
-        rejected = await _verify_token(app)
+        rejected = await _verify_token(app, services)
         if rejected:
             print(rejected, file=err)
             return 2
@@ -127,10 +127,10 @@ async def serve(
         uninstall()
 
 
-async def _verify_token(app: AsyncApp) -> str | None:
-    """Fail fast on a bot token Slack rejects; tolerate Slack being unreachable (we retry later)."""
+async def _verify_token(app: AsyncApp, services: Services) -> str | None:
+    """Fail fast on a bot token Slack rejects; tolerate Slack being unreachable (loaded lazily later)."""
     try:
-        await app.client.auth_test()
+        await services.identity.load(app.client)
     except SlackApiError as exc:
         code = exc.response.get("error")
         if code in ("invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"):
