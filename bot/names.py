@@ -105,6 +105,8 @@ def normalize_domain(text: str, *, allow_private: bool = False) -> tuple[str, bo
         raise InputError(f"the domain is far longer than the {MAX_NAME_LENGTH} characters DNS allows")
     if "://" in text or "/" in text:
         raise InputError(f"{original!r} looks like a URL; give just the domain name, e.g. example.com")
+    if text.startswith("[") or _is_ip_literal(text.rstrip(".")):
+        raise InputError(f"{original!r} is an IP address; certificates validated by DCV name a domain")
     if any(c in text for c in " @:?#\\%"):
         raise InputError(f"{original!r} is not a domain name (unexpected character)")
     # Full-width and ideographic dots are label separators in IDNA (UTS #46).
