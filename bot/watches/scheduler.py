@@ -150,6 +150,7 @@ class Scheduler:
         poll_interval: float = 1.0,
         rng: random.Random | None = None,
         on_events: Callable[[], None] | None = None,
+        stop_grace: float = 5.0,
     ) -> None:
         self.store = store
         self.run_check = run_check
@@ -164,6 +165,7 @@ class Scheduler:
         self.poll_interval = poll_interval
         self.rng = rng or random.Random()
         self.on_events = on_events
+        self.stop_grace = stop_grace
         self.stats = SchedulerStats()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -231,9 +233,9 @@ class Scheduler:
         self._stopping = True
         self._wake.set()
 
-    async def _drain(self, grace: float = 5.0) -> None:
+    async def _drain(self) -> None:
         if self._in_flight:
-            _done, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
+            _done, pending = await asyncio.wait(set(self._in_flight), timeout=self.stop_grace)
             for task in pending:
                 task.cancel()
             if pending:
