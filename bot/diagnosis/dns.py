@@ -229,11 +229,16 @@ def _found(ctx: _Context) -> Finding:
     if chain:
         via = f" via CNAME {' -> '.join([request.target, *chain])}"
     findings_evidence = {"name": request.target, "servers": len(ctx.with_value), "cname_chain": chain}
+    asked = len(ctx.evidence.authoritative)
+    who = (
+        f"All {len(ctx.with_value)} authoritative nameserver address(es)"
+        if len(ctx.with_value) == asked
+        else f"{len(ctx.with_value)} of {asked} authoritative nameserver addresses (every one that answered)"
+    )
     return finding(
         "DNS_RECORD_FOUND",
         Severity.INFO,
-        f"All {len(ctx.with_value)} authoritative nameserver address(es) serve the expected "
-        f"{request.record_type} value at {request.target}{via}.",
+        f"{who} serve the expected {request.record_type} value at {request.target}{via}.",
         evidence=findings_evidence,
     )
 
