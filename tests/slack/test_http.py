@@ -30,7 +30,7 @@ async def test_dns_check_posts_parent_thread_reply_and_update(
     world: DnsWorld, start_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
     bot = await start_bot(world.settings)
-    status, body, payload = await bot.command(f"dns example.com {GOOD_VALUE}")
+    status, body, _ = await bot.command(f"dns example.com {GOOD_VALUE}")
     assert status == 200
     assert body == ""  # an empty ack: nothing shown until the parent message appears
     await fake_slack.wait_for(lambda: fake_slack.calls_to("chat.update"))
