@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.cas import DEFAULT_MAX_REDIRECTS, PROFILES, CaProfile, profile_for
-from bot.checks.http import FileEvidence
+from bot.checks.http import FileEvidence, sanitize_excerpt
 from bot.model import CheckRequest, Diagnosis, Finding, Observation, Severity, Verdict, sort_findings
 from bot.remedies import finding, remedy_for
 
@@ -468,7 +468,7 @@ def rule_soft_404(ctx: Context) -> list[Finding]:
         finding(
             "HTTP_SOFT_404",
             Severity.ERROR,
-            f"{_join(j.label for j in items)} answered 200 with {what} instead of the file: {excerpt!r}.",
+            f'{_join(j.label for j in items)} answered 200 with {what} instead of the file: "{excerpt}".',
             evidence={
                 "urls": _join(ctx.url(j) for j in items),
                 "what": what,
@@ -559,7 +559,7 @@ def rule_too_large(ctx: Context) -> list[Finding]:
             "HTTP_TOO_LARGE",
             Severity.ERROR,
             f"{_join(j.label for j in items)} sent more than {limit} bytes (the bot stopped reading there): "
-            f"{items[0].obs.values[0] if items[0].obs.values else ''!r}.",
+            f'"{items[0].obs.values[0] if items[0].obs.values else ""}".',
             evidence={
                 "urls": _join(ctx.url(j) for j in items),
                 "limit": limit,
@@ -584,13 +584,13 @@ def rule_content_mismatch(ctx: Context) -> list[Finding]:
     served = list(dict.fromkeys(j.obs.values[0] if j.obs.values else "" for j in items))
     notes = list(dict.fromkeys(d for j in items for d in j.obs.detail.get("differences") or []))
     note = f" ({'; '.join(notes)})" if notes else ""
-    shown = " / ".join(repr(s) for s in served[:3])
+    shown = " / ".join(f'"{s}"' for s in served[:3])
     return [
         finding(
             "HTTP_CONTENT_MISMATCH",
             Severity.ERROR,
             f"{_join(j.label for j in items)} serve{'s' if len(items) == 1 else ''} {shown}{note}, "
-            f"not the expected {ctx.request.expected[:100]!r}.",
+            f'not the expected "{sanitize_excerpt(ctx.request.expected.encode(), 100)}".',
             evidence={
                 "urls": _join(ctx.url(j) for j in items),
                 "served": " / ".join(served[:3]) or "an empty file",
@@ -625,7 +625,7 @@ def rule_content_format(ctx: Context) -> list[Finding]:
             "HTTP_CONTENT_FORMAT",
             severity,
             f"{_join(j.label for j in items)} serve{'s' if len(items) == 1 else ''} the right value, "
-            f"but the file {difference}: {items[0].obs.values[0] if items[0].obs.values else ''!r}.{tail}",
+            f'but the file {difference}: "{items[0].obs.values[0] if items[0].obs.values else ""}".{tail}',
             evidence={
                 "urls": _join(ctx.url(j) for j in items),
                 "difference": difference,

@@ -43,11 +43,20 @@ class WebLab:
     _runner: web.AppRunner | None = None
     ca: trustme.CA = field(default_factory=trustme.CA)
 
-    def route(self, path: str | None, handler: Handler, *, address: str | None = None, scheme: str | None = None) -> None:
+    def route(
+        self, path: str | None, handler: Handler, *, address: str | None = None, scheme: str | None = None
+    ) -> None:
         self.routes[(address, scheme, path)] = handler
 
-    def serve(self, path: str, body: bytes | str, *, address: str | None = None, scheme: str | None = None,
-              content_type: str = "text/plain") -> None:
+    def serve(
+        self,
+        path: str,
+        body: bytes | str,
+        *,
+        address: str | None = None,
+        scheme: str | None = None,
+        content_type: str = "text/plain",
+    ) -> None:
         data = body.encode() if isinstance(body, str) else body
 
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -57,7 +66,9 @@ class WebLab:
 
     def count(self, *, address: str | None = None, scheme: str | None = None) -> int:
         return sum(
-            1 for h in self.hits if (address is None or h.address == address) and (scheme is None or h.scheme == scheme)
+            1
+            for h in self.hits
+            if (address is None or h.address == address) and (scheme is None or h.scheme == scheme)
         )
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -67,12 +78,26 @@ class WebLab:
         sslobj = request.transport.get_extra_info("ssl_object") if request.transport else None
         sni = getattr(sslobj, "sni_seen", None) if sslobj is not None else None
         self.hits.append(
-            Hit(address, scheme, request.path, request.headers.get("Host"), request.headers.get("User-Agent"),
-                dict(request.headers), sni)
+            Hit(
+                address,
+                scheme,
+                request.path,
+                request.headers.get("Host"),
+                request.headers.get("User-Agent"),
+                dict(request.headers),
+                sni,
+            )
         )
-        for key in ((address, scheme, request.path), (address, None, request.path), (None, scheme, request.path),
-                    (None, None, request.path), (address, scheme, None), (address, None, None),
-                    (None, scheme, None), (None, None, None)):
+        for key in (
+            (address, scheme, request.path),
+            (address, None, request.path),
+            (None, scheme, request.path),
+            (None, None, request.path),
+            (address, scheme, None),
+            (address, None, None),
+            (None, scheme, None),
+            (None, None, None),
+        ):
             handler = self.routes.get(key)
             if handler is not None:
                 return await handler(request)
@@ -122,7 +147,9 @@ class WebLab:
             self._runner = None
 
 
-async def drip(request: web.Request, *, delay: float = 0.3, forever: bool = True, first: bytes = b"x") -> web.StreamResponse:
+async def drip(
+    request: web.Request, *, delay: float = 0.3, forever: bool = True, first: bytes = b"x"
+) -> web.StreamResponse:
     """A body sent one byte at a time, forever (or a few bytes): aiohttp's read timeout never fires."""
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await response.prepare(request)
