@@ -138,7 +138,10 @@ class DnsLab:
         for zone in zones.SECONDARY_ZONES:
             checks.append((by_name["secondary"], lambda z=zone: self.serial(zones.NS2, z)))
         checks.append(
-            (by_name["lame"], lambda: self.query(zones.LAME, "lab.", timeout=0.5).rcode() == dns.rcode.REFUSED)
+            (
+                by_name["lame"],
+                lambda: self.query(zones.LAME, "lab.", timeout=0.5).rcode() == dns.rcode.REFUSED,
+            )
         )
         for name, address in (("resolver", zones.RESOLVER), ("validator", zones.VALIDATOR)):
             checks.append(
@@ -196,7 +199,10 @@ remote-control:
         workdir = daemon.workdir
         (workdir / "root.zone").write_text(zones.root_zone())
         (workdir / "lab.zone").write_text(zones.tld_zone())
-        clauses = 'zone:\n    name: "."\n    zonefile: "root.zone"\n\nzone:\n    name: "lab."\n    zonefile: "lab.zone"\n'
+        clauses = (
+            'zone:\n    name: "."\n    zonefile: "root.zone"\n\n'
+            'zone:\n    name: "lab."\n    zonefile: "lab.zone"\n'
+        )
         conf = self._nsd_conf(workdir, zones.ROOT, clauses)
         daemon.argv = [program("nsd"), "-d", "-c", str(conf)]
 
@@ -304,7 +310,11 @@ zone:
         )
         if validator:
             assert self.signed is not None
-            dnssec = f'    module-config: "validator iterator"\n    trust-anchor: "{self.signed.trust_anchor}"\n    val-log-level: 2\n'
+            dnssec = (
+                '    module-config: "validator iterator"\n'
+                f'    trust-anchor: "{self.signed.trust_anchor}"\n'
+                "    val-log-level: 2\n"
+            )
         else:
             dnssec = '    module-config: "iterator"\n'
         conf = workdir / "unbound.conf"
@@ -362,9 +372,11 @@ remote-control:
     ) -> int:
         """Change ``zone`` on the Knot primary in one transaction; returns the new SOA serial.
 
-        ``add``: (owner, type, rdata in zone-file syntax); ``remove``: (owner, type), all records of that type.
+        ``add``: (owner, type, rdata in zone-file syntax); ``remove``: (owner, type), all records of
+        that type.
         With ``wait`` (default), also wait until the secondary serves the new serial, unless it is held.
         """
+
         def absolute(owner: str) -> str:
             # knotc takes a name without the final dot as relative to the zone (and appends it)
             return owner if owner.endswith(".") else owner + "."
@@ -411,7 +423,7 @@ remote-control:
         if self._held is not None:
             return
         self._held = self.firewall.add(
-            "INPUT", "-s", zones.NS2, "-d", zones.NS1, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"
+            "INPUT", *f"-s {zones.NS2} -d {zones.NS1} -p tcp -j REJECT --reject-with tcp-reset".split()
         )
         self._held_udp = self.firewall.add("INPUT", "-s", zones.NS2, "-d", zones.NS1, "-j", "REJECT")
 

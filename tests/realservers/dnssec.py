@@ -34,13 +34,9 @@ def sign_zone_text(
 ) -> SignedZone:
     zone = dns.zone.from_text(text, origin=origin, relativize=False, check_origin=True)
     private_key = ec.generate_private_key(ec.SECP256R1())
-    dnskey = dns.dnssec.make_dnskey(
-        private_key.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257
-    )
+    dnskey = dns.dnssec.make_dnskey(private_key.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257)
     now = int(time.time())
-    dns.dnssec.sign_zone(
-        zone, keys=[(private_key, dnskey)], inception=now - DAY, lifetime=lifetime + DAY
-    )
+    dns.dnssec.sign_zone(zone, keys=[(private_key, dnskey)], inception=now - DAY, lifetime=lifetime + DAY)
     with zone.writer() as txn:
         for owner, rdtype_text in expired:
             name = dns.name.from_text(owner)

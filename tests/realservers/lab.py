@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -51,7 +52,8 @@ class DcvResult:
         """Everything a failing assertion should show: the command, the verdict, codes, observations."""
         lines = [
             f"$ {' '.join(self.argv)}  (exit {self.returncode}, {self.elapsed:.2f}s)",
-            f"verdict={self.data.get('verdict')} codes={self.codes} retry_after={self.data.get('retry_after')}",
+            f"verdict={self.data.get('verdict')} codes={self.codes} "
+            f"retry_after={self.data.get('retry_after')}",
             f"summary: {self.data.get('summary')}",
         ]
         for o in self.data.get("observations", []):
@@ -63,6 +65,24 @@ class DcvResult:
         if self.stderr.strip():
             lines.append("stderr: " + self.stderr.strip()[-2000:])
         return "\n".join(lines)
+
+
+LOCK_PATH = "/tmp/dcvlab.lock"
+
+
+def _exclusive_lock(timeout: float = 120.0):
+    """One lab per machine at a time: the addresses and port 53 are fixed. Waits for another run to end."""
+    handle = open(LOCK_PATH, "a+")  # noqa: SIM115 - held until Lab.stop()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise RuntimeError(f"another lab holds {LOCK_PATH} (a concurrent test run?)") from None
+            time.sleep(0.2)
 
 
 class Lab:
@@ -77,6 +97,8 @@ class Lab:
 
     def start(self) -> Lab:
         started = time.monotonic()
+        self._lock = _exclusive_lock()
+        self.firewall.reap_orphans()
         try:
             self.dns.start()
             self.web.start()
@@ -94,6 +116,9 @@ class Lab:
             self.dns.stop()
             self.firewall.clear()
         finally:
+            lock = getattr(self, "_lock", None)
+            if lock is not None:
+                lock.close()
             if not os.environ.get("DCV_LAB_KEEP"):
                 shutil.rmtree(self.root, ignore_errors=True)
 
@@ -116,7 +141,9 @@ class Lab:
         env.update(overrides)
         return env
 
-    def dcv(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60, netns: str | None = None) -> DcvResult:
+    def dcv(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60, netns: str | None = None
+    ) -> DcvResult:
         """Run the real command, ``python -m bot ARGS --json``, and parse its JSON."""
         argv = [sys.executable, "-m", "bot", *args, "--json"]
         full = ["ip", "netns", "exec", netns, *argv] if netns else argv

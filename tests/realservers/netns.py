@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
+import shlex
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from .procs import run
@@ -73,7 +76,7 @@ class Firewall:
         self._rules: list[tuple[str, list[str]]] = []
 
     def add(self, chain: str, *spec: str) -> tuple[str, list[str]]:
-        """Insert a rule at the top of ``chain`` (``INPUT``, ``OUTPUT``); returns a handle for :meth:`delete`."""
+        """Insert a rule at the top of ``chain`` (``INPUT``, ``OUTPUT``); returns a handle to delete it."""
         rule = [*spec, "-m", "comment", "--comment", self.tag]
         # spec ends with the target ("-j DROP"); the comment match must come before it
         if "-j" in spec:
@@ -98,6 +101,23 @@ class Firewall:
             if port:
                 spec += ["--dport", str(port)]
         return self.add("INPUT", *spec, "-j", "DROP")
+
+    def reap_orphans(self) -> list[str]:
+        """Delete rules tagged by an earlier run of this tier whose process is gone (killed mid-run).
+
+        Only rules carrying a ``dcvlab-<pid>`` comment whose pid no longer exists are touched: a stale
+        REJECT between the secondary and the primary would otherwise break the next run's transfers.
+        """
+        removed = []
+        listing = run(["iptables", "-w", "5", "-S"], netns=self.netns).stdout
+        for line in listing.splitlines():
+            match = re.search(r"--comment \"?dcvlab-(\d+)\"?", line)
+            if not line.startswith("-A ") or not match or Path(f"/proc/{match.group(1)}").exists():
+                continue
+            args = shlex.split(line)
+            run(["iptables", "-w", "5", "-D", *args[1:]], netns=self.netns, check=False)
+            removed.append(line)
+        return removed
 
     def clear(self) -> None:
         for handle in list(reversed(self._rules)):

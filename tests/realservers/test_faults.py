@@ -48,7 +48,7 @@ def run_in(lab: Lab, ns: Netns, *args: str) -> DcvResult:
 
 
 def test_packet_loss_to_the_nameservers(lab: Lab, nslab: tuple[DnsLab, Netns]) -> None:
-    dns_lab, ns = nslab
+    _, ns = nslab
     fw = Firewall(ns.name)
     for address in (zones.NS1, zones.NS2):
         fw.add(
@@ -66,7 +66,7 @@ def test_packet_loss_to_the_nameservers(lab: Lab, nslab: tuple[DnsLab, Netns]) -
 
 
 def test_every_query_dropped(lab: Lab, nslab: tuple[DnsLab, Netns]) -> None:
-    dns_lab, ns = nslab
+    _, ns = nslab
     fw = Firewall(ns.name)
     for address in (zones.NS1, zones.NS2):
         fw.add("INPUT", "-d", address, "-j", "DROP")

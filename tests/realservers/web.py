@@ -114,7 +114,9 @@ class WebLab:
         web1 = listen(zones.WEB)
         static = ""
         for host in ("found", "missing", "wrong", "bom", "crlf", "spaces", "drip", "huge"):
-            extra = "    limit_rate 1;\n    limit_rate_after 0;\n    sendfile off;\n" if host == "drip" else ""
+            extra = (
+                "    limit_rate 1;\n    limit_rate_after 0;\n    sendfile off;\n" if host == "drip" else ""
+            )
             static += f"""
 server {{
 {web1}    server_name {host}.example.lab;

@@ -4,7 +4,7 @@ Everything lives in 127.53.0.0/16 (nobody else on the machine uses that block), 
 
     127.53.0.1   ns.nic.lab     NSD   the root "." and the TLD "lab." (the "registry")
     127.53.1.1   ns1.dns.lab    Knot  primary of every child zone
-    127.53.2.1   ns2.dns.lab    NSD   secondary of example.lab, other.lab, dyn.lab, signed.lab (AXFR/IXFR + NOTIFY)
+    127.53.2.1   ns2.dns.lab    NSD   secondary (AXFR/IXFR + NOTIFY) of example, other, dyn, signed.lab
     127.53.8.1   lame.dns.lab   NSD   with no zones at all: answers REFUSED (lame delegation)
     127.53.9.9   dead.dns.lab   nothing listens, and an iptables rule drops what is sent there
     127.53.53.1  resolver       Unbound, iterator only (what DCV_RESOLVERS points at)
