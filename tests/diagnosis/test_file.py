@@ -113,7 +113,7 @@ def redirect_hops(*urls: str, final_status: int = 200) -> list[dict[str, Any]]:
 A1, A2, V6 = "198.51.100.7", "198.51.100.8", "2001:4860::7"
 
 
-# -- pass ----------------------------------------------------------------------------------------------
+# -- pass -----------------------------------------------------------------------------------------------
 
 
 def test_pass_everywhere() -> None:
@@ -140,7 +140,7 @@ def test_trailing_space_is_a_warning() -> None:
     assert codes(d, Severity.WARNING) == ["HTTP_CONTENT_FORMAT"]
 
 
-# -- one rule per code -----------------------------------------------------------------------------------
+# -- one rule per code ----------------------------------------------------------------------------------
 
 
 def test_wildcard() -> None:
@@ -316,7 +316,7 @@ def test_scheme_answering_404_fails_even_if_other_scheme_serves() -> None:
     assert {"HTTP_NOT_FOUND", "HTTP_INCONSISTENT"} <= set(codes(d, Severity.ERROR))
 
 
-# -- redirects, per CA ---------------------------------------------------------------------------------------
+# -- redirects, per CA ----------------------------------------------------------------------------------
 
 TO_HTTPS = redirect_hops(URL, URL.replace("http://", "https://"))
 TWO_SAME = redirect_hops(
@@ -386,7 +386,7 @@ def test_eleven_hops_refused_for_letsencrypt() -> None:
     assert next(f for f in d.findings if f.code == "HTTP_REDIRECT").severity is Severity.ERROR
 
 
-# -- plumbing --------------------------------------------------------------------------------------------------
+# -- plumbing -------------------------------------------------------------------------------------------
 
 
 def test_every_file_code_has_a_rule_and_a_remedy() -> None:
