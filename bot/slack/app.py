@@ -235,10 +235,14 @@ class RateLimitRetryHandler(AsyncRetryHandler):
         state.increment_current_attempt()
 
 
-def build_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
-    """A Web API client for ``settings.slack_api_url`` that retries connection errors and 429s."""
+def build_client(settings: Settings, *, with_token: bool = True) -> AsyncWebClient:
+    """A Web API client for ``settings.slack_api_url`` that retries connection errors and 429s.
+
+    ``with_token=False`` gives the template client Bolt copies for each request; the token then comes
+    from the ``authorize`` result (Bolt warns, and ignores the token, when a client has both).
+    """
     return AsyncWebClient(
-        token=token or settings.slack_bot_token,
+        token=settings.slack_bot_token if with_token else None,
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1), RateLimitRetryHandler()],
@@ -250,13 +254,13 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
     """The Bolt app with dcv-bot's listeners. Serve it with :mod:`bot.slack.runtime`."""
     from bot.slack.listeners import register
 
-    client = build_client(settings)
+    token_client = build_client(settings)
 
     async def authorize() -> AuthorizeResult:
-        return await services.identity.load(client)
+        return await services.identity.load(token_client)
 
     app = AsyncApp(
-        client=client,
+        client=build_client(settings, with_token=False),
         authorize=authorize,
         # Empty in Socket Mode, where requests are authenticated by the app token instead; Bolt builds
         # the verifier lazily, so an empty secret only matters (and fails closed) over HTTP.

@@ -29,7 +29,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
-from bot.slack.app import Services, build_app
+from bot.slack.app import Services, build_app, build_client
 from bot.slack.redact import install_log_redaction
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ async def serve(
     try:
         services = services or Services.from_settings(settings)
         app = build_app(settings, services)
-        rejected = await _verify_token(app, services)
+        rejected = await _verify_token(settings, services)
         if rejected:
             print(rejected, file=err)
             return 2
@@ -127,10 +127,10 @@ async def serve(
         uninstall()
 
 
-async def _verify_token(app: AsyncApp, services: Services) -> str | None:
+async def _verify_token(settings: Settings, services: Services) -> str | None:
     """Fail fast on a bot token Slack rejects; tolerate Slack being unreachable (loaded lazily later)."""
     try:
-        await services.identity.load(app.client)
+        await services.identity.load(build_client(settings))
     except SlackApiError as exc:
         code = exc.response.get("error")
         if code in ("invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"):
