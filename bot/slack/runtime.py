@@ -110,6 +110,9 @@ async def serve(
         max(logging.getLogger("slack_sdk").getEffectiveLevel(), logging.INFO)
     )
     try:
+        # Watches (issue 6) run beside the app in production; callers passing their own services
+        # (tests, embedding) decide about watches themselves.
+        own_services = services is None
         services = services or Services.from_settings(settings)
         app = build_app(settings, services)
         rejected = await _verify_token(settings, services)
@@ -117,11 +120,21 @@ async def serve(
             print(rejected, file=err)
             return 2
         stop = stop or asyncio.Event()
-        with _signals_set(stop):
-            if settings.slack_app_token:
-                await run_socket_mode(app, settings, services, stop, ready)
-            else:
-                await run_http(app, settings, services, stop, ready, host=host)
+        from bot.slack.watches import WatchStartError, watch_runtime
+
+        watches: contextlib.AbstractAsyncContextManager[Any] = (
+            watch_runtime(settings, services) if own_services else contextlib.nullcontext()
+        )
+        try:
+            async with watches:
+                with _signals_set(stop):
+                    if settings.slack_app_token:
+                        await run_socket_mode(app, settings, services, stop, ready)
+                    else:
+                        await run_http(app, settings, services, stop, ready, host=host)
+        except WatchStartError as exc:
+            print(exc, file=err)
+            return 2
         return 0
     finally:
         uninstall()

@@ -33,12 +33,13 @@ from bot.model import CheckRequest, Diagnosis, InputError, Verdict
 from bot.names import dns_request, file_request
 from bot.render import blocks, watchblocks
 from bot.render.blocks import Message
+from bot.render.escape import escape_mrkdwn as escape
 from bot.slack.app import Services, SlackContext
 from bot.slack.commands import ListCommand, SubscribeCommand, UnsubscribeCommand, UnwatchCommand, WatchCommand
 from bot.slack.listeners import CANNOT_POST_ERRORS, POST_FLAGS, UPDATE_FLAGS
 from bot.watches.outbox import OutboxSender, PermanentDeliveryError, RateLimited
 from bot.watches.schedule import Clock, WatchSchedule
-from bot.watches.scheduler import Scheduler
+from bot.watches.scheduler import CheckRunner, Scheduler
 from bot.watches.store import NewWatch, OutboxItem, Store, Watch, WatchRefused
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,8 @@ class SlackWatchService:
             return blocks.notice(f":information_source: {refused.message}")
         return blocks.notice(
             f":bell: Subscribed: every verification result for {escape(command.domain)} in this workspace "
-            "(passing, expiring, or still failing after an hour) will be posted here with a link to its thread."
+            "(passing, expiring, or still failing after an hour) will be posted here with a link to its "
+            "thread."
         )
 
     async def unsubscribe(self, ctx: SlackContext, command: UnsubscribeCommand) -> Message | None:
@@ -302,12 +304,6 @@ class SlackWatchService:
             watch.id, watch.request, watch.next_check_at, watch.expires_at, self.clock()
         )
         await self._reply(ctx, thread_ts, message)
-
-
-def escape(text: str) -> str:
-    from bot.render.escape import escape_mrkdwn
-
-    return escape_mrkdwn(text)
 
 
 class SlackDeliverer:
@@ -410,7 +406,7 @@ class WatchStartError(Exception):
 
 @contextlib.asynccontextmanager
 async def watch_runtime(
-    settings: Settings, services: Services, *, run_check: Any = None
+    settings: Settings, services: Services, *, run_check: CheckRunner | None = None
 ) -> AsyncIterator[SlackWatchService]:
     """Open the store, plug the watch service into ``services``, run scheduler and sender until exit."""
     try:
