@@ -25,6 +25,7 @@ from bot.checks.dnsquery import Deadline, DnsClient, QueryResult
 from bot.config import ServerAddress, Settings
 from bot.model import CheckRequest
 from bot.netpolicy import AddressPolicy
+from bot.values import same_value
 
 COMMON_PREFIXES = ("_dnsauth", "_acme-challenge", "_pki-validation", "_globalsign-domain-verification", "www")
 """Owner names CAs and their documentation use; a value found there was meant for the validation name."""
@@ -251,7 +252,6 @@ async def _ask_nameservers(
         client.query(ns.address, settings.dns_port, zone, "SOA", recursion=False, label=ns.name)
         for ns in targets
     ]
-    probes_task = asyncio.create_task(_probe_wrong_names(client, settings, request, evidence, targets))
     results = await asyncio.gather(*record_queries, *serial_queries)
     evidence.authoritative = list(results[: len(targets)])
     evidence.serials = list(results[len(targets) :])
@@ -265,7 +265,16 @@ async def _ask_nameservers(
             soa.soa_refresh = int(fields[3])
             soa.soa_minimum = int(fields[6])
             soa.soa_ttl = soa.ttl
-    evidence.probes, evidence.wildcard_control = await probes_task
+    if not any(_holds_expected(r, request) for r in evidence.authoritative):
+        # Only when no server has the value is it worth asking where else it might be: a passing check
+        # (and every watch re-check) stays at two queries per nameserver address.
+        evidence.probes, evidence.wildcard_control = await _probe_wrong_names(
+            client, settings, request, evidence, targets
+        )
+
+
+def _holds_expected(result: QueryResult, request: CheckRequest) -> bool:
+    return any(same_value(v, request.expected, request.record_type) for v in result.values)
 
 
 def probe_names(request: CheckRequest, zone: str) -> list[tuple[str, str, str]]:

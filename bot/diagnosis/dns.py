@@ -16,7 +16,7 @@ from bot.cas import profile_for
 from bot.checks.caa import authorises
 from bot.checks.dns import DnsEvidence
 from bot.checks.dnsquery import QueryResult
-from bot.diagnosis.values import format_difference, same_value
+from bot.values import format_difference, same_value
 from bot.model import CheckRequest, Diagnosis, Finding, Observation, Severity, Verdict, sort_findings
 from bot.remedies import finding
 
