@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.checks.dnsquery import Deadline, DnsClient  # noqa: E402
-from bot.config import ServerAddress, Settings  # noqa: E402
-from bot.engine import run_check  # noqa: E402
-from bot.names import dns_request  # noqa: E402
-from tests.servers.fixtures import allocate_loopback, start_lab  # noqa: E402
-from tests.servers.resolver import CachingResolver  # noqa: E402
-from tests.servers.zones import nameservers_for, zone_text  # noqa: E402
+from bot.checks.dnsquery import Deadline, DnsClient
+from bot.config import ServerAddress, Settings
+from bot.engine import run_check
+from bot.names import dns_request
+from tests.servers.fixtures import allocate_loopback, start_lab
+from tests.servers.resolver import CachingResolver
+from tests.servers.zones import nameservers_for, zone_text
 
 TOKEN = "benchmark-token-0123456789"
 
@@ -87,9 +87,8 @@ async def main(delay: float, servers: int, runs: int) -> None:
         await public.stop()
     check, single, serial = (statistics.median(x) * 1000 for x in (checks, singles, serials))
     print(f"nameserver addresses: {servers}, injected delay per answer: {delay * 1000:.0f} ms, runs: {runs}")
-    print(
-        f"full check (median):            {check:8.1f} ms   (min {min(checks) * 1000:.1f}, max {max(checks) * 1000:.1f})"
-    )
+    spread = f"(min {min(checks) * 1000:.1f}, max {max(checks) * 1000:.1f})"
+    print(f"full check (median):            {check:8.1f} ms   {spread}")
     print(f"slowest single path (median):   {single:8.1f} ms")
     print(f"asking one after another:       {serial:8.1f} ms")
     print(f"check / slowest single path:    {check / single:8.2f}   (goal < 1.3)")
