@@ -41,6 +41,18 @@ DRAIN_MARGIN = 5.0
 """Seconds beyond a check's own deadline that shutdown waits for in-flight work."""
 
 Ready = Callable[[dict[str, Any]], None]
+Background = Callable[[Settings, Services], contextlib.AbstractAsyncContextManager[object]]
+"""Something that runs beside the Slack app for as long as it serves (the watch scheduler and outbox).
+
+It is entered after the app is built and before requests are served, and exited after in-flight
+checks have drained, so it may plug hooks into ``services`` (``services.watches``) on entry."""
+
+
+def default_background() -> list[Background]:
+    """What ``dcv serve`` runs beside the app: the watch service (store, scheduler, outbox sender)."""
+    from bot.slack.watches import watch_runtime
+
+    return [watch_runtime]
 
 
 def missing_credentials(settings: Settings) -> str | None:
@@ -82,14 +94,18 @@ async def serve(
     services: Services | None = None,
     stop: asyncio.Event | None = None,
     ready: Ready | None = None,
+    background: list[Background] | None = None,
     stderr: TextIO | None = None,
     host: str = "0.0.0.0",  # noqa: S104 - Slack must reach HTTP mode; terminate TLS in front of it
 ) -> int:
     """Serve Slack until SIGTERM/SIGINT (or ``stop`` is set). Returns the process exit status.
 
     Exit 2 (with a message on ``stderr`` naming what to set) when credentials are missing or rejected;
-    0 after a clean shutdown. ``services``, ``stop`` and ``ready`` exist for tests and embedding:
-    ``ready`` is called with ``{"mode": ..., "port": ...}`` once requests are being served.
+    0 after a clean shutdown. ``background`` defaults to :func:`default_background` when ``services``
+    is not given (and to nothing when it is); a background
+    service that cannot start (say, an unusable ``DCV_DATABASE_URL``) also ends in exit 2 with its
+    message. ``services``, ``stop`` and ``ready`` exist for tests and embedding: ``ready`` is called
+    with ``{"mode": ..., "port": ...}`` once requests are being served.
     """
     err = stderr or sys.stderr
     problem = missing_credentials(settings)
@@ -111,8 +127,9 @@ async def serve(
     )
     try:
         # Watches (issue 6) run beside the app in production; callers passing their own services
-        # (tests, embedding) decide about watches themselves.
-        own_services = services is None
+        # (tests, embedding) decide about background services themselves.
+        if background is None:
+            background = default_background() if services is None else []
         services = services or Services.from_settings(settings)
         app = build_app(settings, services)
         rejected = await _verify_token(settings, services)
@@ -120,21 +137,20 @@ async def serve(
             print(rejected, file=err)
             return 2
         stop = stop or asyncio.Event()
-        from bot.slack.watches import WatchStartError, watch_runtime
-
-        watches: contextlib.AbstractAsyncContextManager[Any] = (
-            watch_runtime(settings, services) if own_services else contextlib.nullcontext()
-        )
-        try:
-            async with watches:
-                with _signals_set(stop):
-                    if settings.slack_app_token:
-                        await run_socket_mode(app, settings, services, stop, ready)
-                    else:
-                        await run_http(app, settings, services, stop, ready, host=host)
-        except WatchStartError as exc:
-            print(exc, file=err)
-            return 2
+        async with contextlib.AsyncExitStack() as stack:
+            for factory in background:
+                try:
+                    await stack.enter_async_context(factory(settings, services))
+                except Exception as exc:
+                    # e.g. WatchStartError: an unusable DCV_DATABASE_URL; its message names the setting.
+                    log.debug("background service failed to start", exc_info=True)
+                    print(str(exc) or f"dcv serve: {type(exc).__name__} while starting", file=err)
+                    return 2
+            with _signals_set(stop):
+                if settings.slack_app_token:
+                    await run_socket_mode(app, settings, services, stop, ready)
+                else:
+                    await run_http(app, settings, services, stop, ready, host=host)
         return 0
     finally:
         uninstall()

@@ -104,7 +104,12 @@ async def start_bot(fake_slack: FakeSlack) -> AsyncIterator[BotFactory]:
     bots: list[RunningBot] = []
 
     async def factory(
-        base: Settings, *, services: Services | None = None, socket: bool = False, **overrides: Any
+        base: Settings,
+        *,
+        services: Services | None = None,
+        socket: bool = False,
+        background: list[Any] | None = None,
+        **overrides: Any,
     ) -> RunningBot:
         if socket:
             overrides.setdefault("slack_app_token", fake_slack.app_token)
@@ -113,7 +118,14 @@ async def start_bot(fake_slack: FakeSlack) -> AsyncIterator[BotFactory]:
         started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
         task = asyncio.create_task(
-            serve(settings, services=services, stop=stop, ready=started.set_result, host="127.0.0.1")
+            serve(
+                settings,
+                services=services,
+                stop=stop,
+                ready=started.set_result,
+                host="127.0.0.1",
+                background=background or [],
+            )
         )
         done, _ = await asyncio.wait({task, started}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
         if task in done:

@@ -164,3 +164,41 @@ async def test_task_registry_cancels_after_grace() -> None:
     await asyncio.sleep(0)
     assert await registry.drain(0.1) == 1
     assert cleaned.is_set()
+
+
+async def test_background_services_wrap_the_serving_time(
+    world: DnsWorld, start_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    import contextlib
+
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def background(settings: Settings, services: Services):  # type: ignore[no-untyped-def]
+        events.append("start")
+        yield None
+        events.append(f"stop after drain={services.tasks.closed and len(services.tasks) == 0}")
+
+    bot = await start_bot(world.settings, background=[background])
+    assert events == ["start"]
+    assert await bot.shutdown() == 0
+    assert events == ["start", "stop after drain=True"]
+
+
+async def test_background_service_that_cannot_start_exits_2(fake_slack: FakeSlack) -> None:
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def broken(settings: Settings, services: Services):  # type: ignore[no-untyped-def]
+        raise RuntimeError("dcv serve: cannot open the watch database DCV_DATABASE_URL")
+        yield
+
+    settings = Settings(
+        slack_bot_token=fake_slack.bot_token,
+        slack_signing_secret="s" * 32,
+        slack_api_url=fake_slack.base_url,
+        port=0,
+    )
+    err = io.StringIO()
+    assert await serve(settings, background=[broken], stderr=err, host="127.0.0.1") == 2
+    assert "DCV_DATABASE_URL" in err.getvalue()
