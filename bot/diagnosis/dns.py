@@ -266,10 +266,11 @@ def _propagating(ctx: _Context) -> Finding:
         "DNS_PROPAGATING",
         Severity.WARNING,
         f"{len(ctx.with_value)} of {len(ctx.answering)} nameserver addresses serve the value; "
-        f"{_servers(behind)} do not yet, {detail}.",
+        f"{_servers(behind)} {'does' if len(behind) == 1 else 'do'} not yet, {detail}.",
         evidence={"serials": serials, "behind": [f"{r.label} ({r.server})" for r in behind]},
         fields={
             "behind": _servers(behind),
+            "verb": "does" if len(behind) == 1 else "do",
             "serials": serial_text,
             "refresh": f"{refresh} s" if refresh else "the zone's refresh interval",
         },
