@@ -13,36 +13,67 @@ from bot.watches.store import NewWatch, OutboxItem
 
 
 def dns_request(domain: str = "example.com", value: str = "token-1") -> CheckRequest:
-    return CheckRequest(method="dns", domain=domain, target=f"_dnsauth.{domain}", expected=value, host_label="_dnsauth")
+    return CheckRequest(
+        method="dns", domain=domain, target=f"_dnsauth.{domain}", expected=value, host_label="_dnsauth"
+    )
 
 
-def make_diag(request: CheckRequest, verdict: Verdict, *, retry_after: int | None = None,
-              ns2: str = "nxdomain") -> Diagnosis:
+def make_diag(
+    request: CheckRequest, verdict: Verdict, *, retry_after: int | None = None, ns2: str = "nxdomain"
+) -> Diagnosis:
     """A diagnosis with two authoritative observations; ``ns2`` is the status of the lagging one."""
     findings = []
     if verdict is Verdict.PENDING:
-        findings.append(Finding("DNS_PROPAGATING", Severity.WARNING, "ns2 lags", faq="propagation", remedy="wait"))
+        findings.append(
+            Finding("DNS_PROPAGATING", Severity.WARNING, "ns2 lags", faq="propagation", remedy="wait")
+        )
     elif verdict is Verdict.FAIL:
-        findings.append(Finding("DNS_RECORD_MISSING", Severity.ERROR, "no record", faq="no-record-value",
-                                remedy="add it"))
+        findings.append(
+            Finding("DNS_RECORD_MISSING", Severity.ERROR, "no record", faq="no-record-value", remedy="add it")
+        )
     else:
         findings.append(Finding("DNS_RECORD_FOUND", Severity.INFO, "found"))
     obs = [
-        Observation("authoritative", "ns1.example.net", "192.0.2.1", 53, "answer", [request.expected], 300, 2),
-        Observation("authoritative", "ns2.example.net", "192.0.2.2", 53,
-                    "answer" if verdict is Verdict.PASS else ns2,
-                    [request.expected] if verdict is Verdict.PASS else [], 300, 2 if verdict is Verdict.PASS else 1),
+        Observation(
+            "authoritative", "ns1.example.net", "192.0.2.1", 53, "answer", [request.expected], 300, 2
+        ),
+        Observation(
+            "authoritative",
+            "ns2.example.net",
+            "192.0.2.2",
+            53,
+            "answer" if verdict is Verdict.PASS else ns2,
+            [request.expected] if verdict is Verdict.PASS else [],
+            300,
+            2 if verdict is Verdict.PASS else 1,
+        ),
     ]
     return Diagnosis(request, verdict, f"{verdict.value} summary", findings, obs, retry_after=retry_after)
 
 
-def new_watch(domain: str = "example.com", *, channel: str = "C1", team: str = "T1", thread_ts: str | None = "100.1",
-              parent_ts: str | None = "100.0", first: Verdict | None = Verdict.PENDING, origin: str = "slack",
-              retry_after: int | None = None) -> NewWatch:
+def new_watch(
+    domain: str = "example.com",
+    *,
+    channel: str = "C1",
+    team: str = "T1",
+    thread_ts: str | None = "100.1",
+    parent_ts: str | None = "100.0",
+    first: Verdict | None = Verdict.PENDING,
+    origin: str = "slack",
+    retry_after: int | None = None,
+) -> NewWatch:
     request = dns_request(domain)
     first_diag = make_diag(request, first, retry_after=retry_after) if first is not None else None
-    return NewWatch(team, channel, "U1", request, thread_ts=thread_ts, parent_ts=parent_ts,
-                    first_diagnosis=first_diag, origin=origin)
+    return NewWatch(
+        team,
+        channel,
+        "U1",
+        request,
+        thread_ts=thread_ts,
+        parent_ts=parent_ts,
+        first_diagnosis=first_diag,
+        origin=origin,
+    )
 
 
 @dataclass

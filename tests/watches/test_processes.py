@@ -98,7 +98,9 @@ async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 def add_watches(url: str, n: int, *, due: float) -> Store:
     store = Store.open(url, limits=Limits(per_channel=10_000, per_team=10_000))
     for i in range(n):
-        spec = NewWatch("T1", f"C{i:04d}", "U1", dns_request(f"d{i}.example"), thread_ts=f"1700000000.{i:06d}")
+        spec = NewWatch(
+            "T1", f"C{i:04d}", "U1", dns_request(f"d{i}.example"), thread_ts=f"1700000000.{i:06d}"
+        )
         store.create_watch(spec, now=due, next_check_at=due, expires_at=due + 3600)
     return store
 
@@ -125,7 +127,9 @@ async def test_kill_9_between_check_and_post_then_restart_posts_once(
     store.close()
 
 
-async def test_kill_9_after_the_post_is_reconciled_on_restart(workers: Workers, slack: WatchFakeSlack) -> None:
+async def test_kill_9_after_the_post_is_reconciled_on_restart(
+    workers: Workers, slack: WatchFakeSlack
+) -> None:
     store = add_watches(workers.db_url, 1, due=time.time())
     workers.present.touch()
     crashing = await workers.start(WORKER_CRASH="after_post", WORKER_OUTBOX_LEASE="1")

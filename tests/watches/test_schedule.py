@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import Settings
+from bot.model import Verdict
 from bot.watches.changes import describe_changes, format_duration
 from bot.watches.schedule import DAY, HOUR, WatchSchedule, parse_duration
 from tests.watches.helpers import dns_request, make_diag
-from bot.model import Verdict
 
 NOW = 1_800_000_000.0
 schedules = st.builds(
@@ -86,7 +86,9 @@ def test_expiry_follows_ttl_and_ca_file_validity() -> None:
     assert WatchSchedule().expires_at(NOW, "file", None) == NOW + 3 * DAY  # the 72 h default
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", DAY), ("45", 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", DAY), ("45", 45)]
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

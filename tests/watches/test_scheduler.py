@@ -16,13 +16,23 @@ from tests.watches.conftest import Clock
 from tests.watches.helpers import FakeChecker, RecordingDeliverer, new_watch
 
 
-def start(store: Store, clock: Clock, *, domain: str = "example.com", schedule: WatchSchedule | None = None,
-          **kw: object) -> int:
+def start(
+    store: Store,
+    clock: Clock,
+    *,
+    domain: str = "example.com",
+    schedule: WatchSchedule | None = None,
+    **kw: object,
+) -> int:
     schedule = schedule or WatchSchedule(jitter=0)
     spec = new_watch(domain, **kw)  # type: ignore[arg-type]
     now = clock()
-    watch = store.create_watch(spec, now=now, next_check_at=schedule.first_check_at(now, None, random.Random()),
-                               expires_at=schedule.expires_at(now, "dns", None))
+    watch = store.create_watch(
+        spec,
+        now=now,
+        next_check_at=schedule.first_check_at(now, None, random.Random()),
+        expires_at=schedule.expires_at(now, "dns", None),
+    )
     return watch.id
 
 

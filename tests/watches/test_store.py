@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import pytest
 from bot.model import Verdict
 from bot.watches.store import (
     CheckOutcome,
@@ -146,13 +146,23 @@ def test_success_queues_thread_parent_and_subscriber_posts_once(store: Store) ->
     wid = create(store)
     [claim] = store.claim_due("a", now=NOW + 60, limit=10, lease_seconds=30)
     final = make_diag(dns_request(), Verdict.PASS).to_dict()
-    outcome = CheckOutcome("verified", NOW + 61, NOW + 61, "pass", final, None, None, False,
-                           (OutboxEvent("verified", {"final": final}),))
+    outcome = CheckOutcome(
+        "verified",
+        NOW + 61,
+        NOW + 61,
+        "pass",
+        final,
+        None,
+        None,
+        False,
+        (OutboxEvent("verified", {"final": final}),),
+    )
     assert store.finish_check(claim, outcome)
     assert not store.finish_check(claim, outcome)  # replaying the same success changes nothing
     keys = sorted(r.dedupe_key for r in store.outbox_rows())
-    assert keys == sorted([f"watch:{wid}:verified", f"watch:{wid}:verified:parent",
-                           f"watch:{wid}:verified:sub:C9"])
+    assert keys == sorted(
+        [f"watch:{wid}:verified", f"watch:{wid}:verified:parent", f"watch:{wid}:verified:sub:C9"]
+    )
     assert store.get_watch(wid).status == "verified"  # type: ignore[union-attr]
 
 
@@ -174,8 +184,9 @@ def test_concurrent_claims_never_share_a_watch(db_url: str) -> None:
         with store.engine.begin() as conn:
             conn.execute(sa.text("SELECT 1"))
         for i in range(60):
-            store.create_watch(new_watch(f"d{i}.example", channel=f"C{i}"), now=NOW, next_check_at=NOW,
-                               expires_at=NOW + 3600)
+            store.create_watch(
+                new_watch(f"d{i}.example", channel=f"C{i}"), now=NOW, next_check_at=NOW, expires_at=NOW + 3600
+            )
 
         def claim(owner: str) -> list[int]:
             got: list[int] = []
