@@ -70,7 +70,7 @@ class DcvResult:
 LOCK_PATH = "/tmp/dcvlab.lock"
 
 
-def _exclusive_lock(timeout: float = 120.0):
+def _exclusive_lock(timeout: float = 60.0):
     """One lab per machine at a time: the addresses and port 53 are fixed. Waits for another run to end."""
     handle = open(LOCK_PATH, "a+")  # noqa: SIM115 - held until Lab.stop()
     deadline = time.monotonic() + timeout

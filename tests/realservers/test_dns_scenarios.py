@@ -13,6 +13,7 @@ import json
 import pytest
 
 from . import zones
+from .dnslab import txt_values
 from .lab import DcvResult, Lab
 
 pytestmark = pytest.mark.realservers
@@ -73,6 +74,26 @@ def test_domain_as_typed_by_a_user(lab: Lab, domain: str) -> None:
 def test_name_option_relative_and_absolute(lab: Lab) -> None:
     expect(lab.dcv("dns", "prefix.example.lab", "v-prefix", "--name", "_acme-challenge"), "pass")
     expect(lab.dcv("dns", "example.lab", "v-ok", "--name", "_dnsauth.ok.example.lab."), "pass")
+
+
+def test_unicode_domain(lab: Lab) -> None:
+    r = lab.dcv("dns", "bücher.example.lab", "v-idn")
+    expect(r, "pass", "DNS_RECORD_FOUND")
+    assert r.data["domain"] == "xn--bcher-kva.example.lab", r.explain()
+
+
+def test_name_at_the_domain_itself(lab: Lab) -> None:
+    expect(lab.dcv("dns", "wrongname.example.lab", "v-wrongname", "--name", "@"), "pass", "DNS_RECORD_FOUND")
+
+
+def test_value_split_into_several_strings(lab: Lab, unique: str) -> None:
+    """TXT strings are at most 255 bytes; a longer value is served as several, which a CA concatenates."""
+    value = "v-long-" + "0123456789abcdef" * 20
+    name = f"_dnsauth.{unique}.dyn.lab"
+    lab.dns.edit("dyn.lab", add=[(name, "TXT", f'"{value[:200]}" "{value[200:]}"')])
+    assert len(lab.dns.query(zones.NS1, name, "TXT").answer[0][0].strings) == 2
+    r = lab.dcv("dns", f"{unique}.dyn.lab", value)
+    expect(r, "pass", "DNS_RECORD_FOUND", absent=("DNS_VALUE_MISMATCH", "DNS_VALUE_FORMAT"))
 
 
 def test_value_beside_older_values(lab: Lab) -> None:
@@ -197,6 +218,13 @@ def test_dnssec_good_signature_passes(lab: Lab) -> None:
     expect(r, "pass", "DNS_RECORD_FOUND", absent=("DNSSEC_BOGUS",))
 
 
+def test_no_nameserver_answers_for_the_zone(lab: Lab) -> None:
+    r = lab.dcv("dns", "alllame.lab", "v-x")
+    assert r.verdict == "fail", r.explain()
+    assert "DNS_NS_LAME" in r.codes or "DNS_UNRESOLVABLE" in r.codes, r.explain()
+    assert "DNS_RECORD_MISSING" not in r.codes, r.explain()
+
+
 def test_own_resolvers_unreachable(lab: Lab) -> None:
     env = lab.env(DCV_RESOLVERS=zones.DEAD, DCV_PUBLIC_RESOLVERS="", DCV_TIMEOUT="5")
     r = lab.dcv("dns", "ok.example.lab", "v-ok", env=env)
@@ -225,6 +253,20 @@ def test_lagging_secondary_then_transfer(lab: Lab, unique: str) -> None:
     lab.dns.flush("dyn.lab")  # the resolvers may have cached NSD's NXDOMAIN meanwhile
     r = lab.dcv("dns", domain, "v-lag")
     expect(r, "pass", "DNS_RECORD_FOUND", absent=("DNS_PROPAGATING",))
+
+
+def test_lagging_secondary_still_serving_the_previous_value(lab: Lab, unique: str) -> None:
+    """A changed value that only the primary has yet is propagation, not a mismatch."""
+    name = f"_dnsauth.{unique}.dyn.lab"
+    domain = f"{unique}.dyn.lab"
+    lab.dns.set_txt(name, "v-last-month")
+    with lab.dns.secondary_held():
+        lab.dns.set_txt(name, "v-this-month")
+        assert txt_values(lab.dns.query(zones.NS2, name, "TXT"), name) == ["v-last-month"]
+        r = lab.dcv("dns", domain, "v-this-month")
+        expect(r, "pending", "DNS_PROPAGATING", absent=("DNS_VALUE_MISMATCH",))
+    lab.dns.flush("dyn.lab")
+    expect(lab.dcv("dns", domain, "v-this-month"), "pass", "DNS_RECORD_FOUND")
 
 
 def test_resolver_cached_nxdomain_before_the_record_existed(lab: Lab, unique: str) -> None:

@@ -23,6 +23,7 @@ Child zones, all served by ns1 (Knot) and, where listed, ns2 (NSD, by zone trans
 - ``signed.lab``   DNSSEC-signed offline; ``_dnsauth.signed.lab`` TXT carries an expired RRSIG
 - ``lame.lab``     NS ns1 + lame.dns.lab (REFUSED)
 - ``drop.lab``     NS ns1 + dead.dns.lab (packets dropped)
+- ``alllame.lab``  NS lame.dns.lab only: nobody answers for it, resolvers SERVFAIL
 
 ``nowhere.lab`` is not delegated at all (NXDOMAIN from the TLD).
 """
@@ -86,6 +87,7 @@ def tld_zone() -> str:
         delegations.append(f"{zone}. IN NS ns1.dns.lab.\n{zone}. IN NS ns2.dns.lab.")
     delegations.append("lame.lab. IN NS ns1.dns.lab.\nlame.lab. IN NS lame.dns.lab.")
     delegations.append("drop.lab. IN NS ns1.dns.lab.\ndrop.lab. IN NS dead.dns.lab.")
+    delegations.append("alllame.lab. IN NS lame.dns.lab.")
     body = "\n".join(delegations)
     return f"""$TTL 3600
 lab.          IN SOA ns.nic.lab. hostmaster.nic.lab. 1 3600 600 1209600 300
@@ -127,6 +129,7 @@ _dnsauth.dangling.example.lab.      IN CNAME nothing-here.other.lab.
 _dnsauth.cnloop.example.lab.        IN CNAME loop1.other.lab.
 _dnsauth.cn.example.lab.            IN CNAME dcv.other.lab.
 _dnsauth.txtnotcname.example.lab.   IN TXT "dcv.other.lab"
+_dnsauth.xn--bcher-kva.example.lab. IN TXT "v-idn"
 caa.example.lab.                    IN CAA 0 issue "digicert.com"
 _dnsauth.caa.example.lab.           IN TXT "v-caa"
 """
