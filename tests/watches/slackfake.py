@@ -48,7 +48,7 @@ class WatchFakeSlack(FakeSlack):
             if "metadata" not in params and kind is not None:
                 continue
             key = _dedupe_key(params)
-            if kind is None or (key is not None and key.split(":")[2:3] == [kind]):
+            if kind is None or (key is not None and key.split(":")[2:] == [kind]):
                 found.append(params)
         return found
 
