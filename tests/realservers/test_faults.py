@@ -113,9 +113,22 @@ def _udp_only(address: str, name: str) -> bool:
 
 
 def test_http_server_that_drips_one_byte_a_second(lab: Lab) -> None:
+    """nginx ``limit_rate 1``: the TLS handshake is quick, then the response comes a byte a second."""
     r = lab.dcv("file", "drip.example.lab", CONTENT["drip"], env=lab.env(DCV_TIMEOUT=str(DEADLINE)))
     assert r.elapsed < DEADLINE + GRACE, r.explain()
     assert r.data.get("schema") == "dcv.diagnosis/1", r.explain()
+    assert r.verdict == "fail", r.explain()
+    assert "HTTP_TIMEOUT" in r.codes, r.explain()
+    # the handshake is not what is slow: a TLS error would send the user to the wrong place
+    assert "HTTP_TLS_ERROR" not in r.codes, r.explain()
+
+
+def test_http_body_that_never_finishes(lab: Lab) -> None:
+    """Headers and the value arrive at once, then the body drips: the check still ends by its deadline."""
+    r = lab.dcv("file", "slowbody.example.lab", CONTENT["slowbody"], env=lab.env(DCV_TIMEOUT=str(DEADLINE)))
+    assert r.elapsed < DEADLINE + GRACE, r.explain()
+    assert r.verdict != "pass", r.explain()
+    assert "HTTP_TLS_ERROR" not in r.codes, r.explain()
 
 
 def test_http_endless_body(lab: Lab) -> None:

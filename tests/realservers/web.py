@@ -29,6 +29,7 @@ CONTENT: dict[str, str] = {
     "spa": "CONTENT-SPA",
     "forbidden": "CONTENT-FORBIDDEN",
     "drip": "CONTENT-DRIP",
+    "slowbody": "CONTENT-SLOWBODY",
     "huge": "CONTENT-HUGE",
     "lb": "CONTENT-LB-33",
     "closed": "CONTENT-CLOSED",
@@ -45,6 +46,7 @@ SERVED: dict[str, bytes] = {
     "tohttps": b"CONTENT-TOHTTPS-11",
     "lb": b"CONTENT-LB-33",
     "drip": b"CONTENT-DRIP" + b"." * 200,
+    "slowbody": b"CONTENT-SLOWBODY" + b"." * 1000,
 }
 
 SPA_PAGE = (
@@ -113,10 +115,13 @@ class WebLab:
 
         web1 = listen(zones.WEB)
         static = ""
-        for host in ("found", "missing", "wrong", "bom", "crlf", "spaces", "drip", "huge"):
-            extra = (
-                "    limit_rate 1;\n    limit_rate_after 0;\n    sendfile off;\n" if host == "drip" else ""
-            )
+        # drip: everything, status line included, at one byte a second; slowbody: the status line,
+        # headers and the first bytes at once, then the rest of the body at one byte a second
+        throttle = {"drip": 0, "slowbody": 300}
+        for host in ("found", "missing", "wrong", "bom", "crlf", "spaces", "drip", "slowbody", "huge"):
+            extra = ""
+            if host in throttle:
+                extra = f"    limit_rate 1;\n    limit_rate_after {throttle[host]};\n    sendfile off;\n"
             static += f"""
 server {{
 {web1}    server_name {host}.example.lab;

@@ -65,6 +65,7 @@ WEB_HOSTS: dict[str, tuple[str, ...]] = {
     "spa": (WEB,),
     "forbidden": (WEB,),
     "drip": (WEB,),
+    "slowbody": (WEB,),
     "huge": (WEB,),
     "lb": (WEB, WEB2),
     "closed": (CLOSED,),
