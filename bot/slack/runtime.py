@@ -22,6 +22,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -138,6 +139,12 @@ async def serve(
             return 2
         stop = stop or asyncio.Event()
         async with contextlib.AsyncExitStack() as stack:
+            # One HTTP session for every Web API call. Without it slack_sdk opens a new session and TCP
+            # connection per call (three per check); Bolt copies ``app.client.session`` into the client
+            # it builds for each request. Closed last, after in-flight checks have drained.
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32), trust_env=False)
+            stack.push_async_callback(session.close)
+            app.client.session = session
             for factory in background:
                 try:
                     await stack.enter_async_context(factory(settings, services))

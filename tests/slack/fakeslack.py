@@ -65,6 +65,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.hooks: list[dict[str, Any]] = []
         self.acks: list[dict[str, Any]] = []
+        self.ack_times: dict[str, float] = {}
         self.violations: list[str] = []
         self.failures: dict[str, list[Failure]] = {}
         self.not_member: set[str] = set()
@@ -373,7 +374,9 @@ class FakeSlack:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self.acks.append(json.loads(msg.data))
+                    ack = json.loads(msg.data)
+                    self.acks.append(ack)
+                    self.ack_times[str(ack.get("envelope_id"))] = time.monotonic()
                     await self._notify()
         finally:
             self.sockets.remove(ws)
