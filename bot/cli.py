@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bot import __version__
 from bot.config import Settings, load_settings
 from bot.engine import run_check
-from bot.model import CheckRequest, Diagnosis, InputError
+from bot.model import CheckRequest, Diagnosis, InputError, Verdict
 
 EXIT_USAGE = 2
 
@@ -69,6 +69,21 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--ca", metavar="CA", help="issuing CA (digicert, letsencrypt, alibaba, ...) or its CAA domain"
     )
     parser.add_argument("--json", action="store_true", help="print the diagnosis as one JSON object")
+    parser.add_argument(
+        "--wait",
+        metavar="DURATION",
+        type=_duration,
+        help="re-check on the watch schedule until it passes or DURATION (90s, 30m, 2h) is up",
+    )
+
+
+def _duration(text: str) -> float:
+    from bot.watches.schedule import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def request_from_args(args: argparse.Namespace, settings: Settings) -> CheckRequest:
@@ -115,9 +130,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dcv: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        diagnosis = asyncio.run(run_check(request, settings))
+        if getattr(args, "wait", None):
+            diagnosis = asyncio.run(_wait(request, settings, args.wait, as_json=args.json))
+        else:
+            diagnosis = asyncio.run(run_check(request, settings))
     except KeyboardInterrupt:
         print("dcv: interrupted", file=sys.stderr)
         return 130
     print_diagnosis(diagnosis, as_json=args.json)
     return diagnosis.verdict.exit_code
+
+
+async def _wait(request: CheckRequest, settings: Settings, duration: float, *, as_json: bool) -> Diagnosis:
+    """``--wait``: show the first result, then one line per re-check (stderr with ``--json``)."""
+    from bot.watches.schedule import WatchSchedule
+    from bot.watches.wait import wait_until_pass
+
+    first = await run_check(request, settings)
+    if not as_json and first.verdict is not Verdict.PASS:
+        print_diagnosis(first, as_json=False)  # main() prints the final one
+    stream = sys.stderr if as_json else sys.stdout
+
+    async def check(req: CheckRequest) -> Diagnosis:
+        return await run_check(req, settings)
+
+    final = await wait_until_pass(
+        request,
+        check,
+        WatchSchedule.from_settings(settings),
+        duration,
+        first=first,
+        report=lambda line: print(f"dcv: {line}", file=stream, flush=True),
+    )
+    return final
