@@ -96,8 +96,8 @@ class Lab:
         self.firewall = Firewall()
 
     def start(self) -> Lab:
-        started = time.monotonic()
         self._lock = _exclusive_lock()
+        started = time.monotonic()
         self.firewall.reap_orphans()
         try:
             self.dns.start()

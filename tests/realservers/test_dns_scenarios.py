@@ -96,6 +96,18 @@ def test_value_split_into_several_strings(lab: Lab, unique: str) -> None:
     expect(r, "pass", "DNS_RECORD_FOUND", absent=("DNS_VALUE_MISMATCH", "DNS_VALUE_FORMAT"))
 
 
+def test_child_zone_on_fewer_servers(lab: Lab) -> None:
+    """sub.example.lab is its own zone on ns1 only; ns2 (example.lab's secondary) just delegates it."""
+    r = lab.dcv("dns", "sub.example.lab", "v-sub")
+    expect(r, "pass", "DNS_RECORD_FOUND", absent=("DNS_NS_LAME", "DNS_PROPAGATING"))
+    assert {o["address"] for o in r.observations("authoritative")} == {zones.NS1}, r.explain()
+
+
+def test_wildcard_record_answers_the_validation_name(lab: Lab) -> None:
+    r = lab.dcv("dns", "host.wild.example.lab", "v-wild")
+    expect(r, "pass", "DNS_RECORD_FOUND")
+
+
 def test_value_beside_older_values(lab: Lab) -> None:
     r = lab.dcv("dns", "stalevals.example.lab", "v-stalevals")
     expect(r, "pass", "DNS_RECORD_FOUND", "DNS_STALE_VALUES")
@@ -136,6 +148,10 @@ def test_value_format(lab: Lab, domain: str, value: str) -> None:
     expect(r, "fail", "DNS_VALUE_FORMAT", absent=("DNS_RECORD_FOUND",))
 
 
+def test_value_differs_in_case(lab: Lab) -> None:
+    expect(lab.dcv("dns", "case.example.lab", "v-case"), "fail", "DNS_VALUE_FORMAT")
+
+
 @pytest.mark.parametrize(
     ("domain", "value", "where"),
     [
@@ -171,6 +187,24 @@ def test_caa_forbids_the_chosen_ca(lab: Lab) -> None:
     r = lab.dcv("dns", "caa.example.lab", "v-caa", "--ca", "letsencrypt")
     expect(r, "fail", "CAA_FORBIDS", "DNS_RECORD_FOUND")
     assert mentions(r, "CAA_FORBIDS", "digicert.com"), r.explain()
+
+
+def test_caa_found_by_climbing_the_tree(lab: Lab) -> None:
+    """RFC 8659: deep.caatree.example.lab has no CAA, so its parent's set applies."""
+    r = lab.dcv("dns", "deep.caatree.example.lab", "v-caatree", "--ca", "letsencrypt")
+    expect(r, "fail", "CAA_FORBIDS")
+    assert mentions(r, "CAA_FORBIDS", "caatree.example.lab"), r.explain()
+
+
+def test_caa_issuewild_forbids_a_wildcard(lab: Lab) -> None:
+    expect(lab.dcv("dns", "caawild.example.lab", "v-caawild", "--ca", "letsencrypt"), "pass")
+    r = lab.dcv("dns", "*.caawild.example.lab", "v-caawild", "--ca", "letsencrypt")
+    expect(r, "fail", "CAA_FORBIDS")
+
+
+def test_caa_unknown_critical_tag_forbids_everyone(lab: Lab) -> None:
+    r = lab.dcv("dns", "caacrit.example.lab", "v-caacrit", "--ca", "digicert")
+    expect(r, "fail", "CAA_FORBIDS")
 
 
 def test_caa_allows_the_chosen_ca(lab: Lab) -> None:

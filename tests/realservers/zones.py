@@ -17,6 +17,7 @@ Everything lives in 127.53.0.0/16 (nobody else on the machine uses that block), 
 Child zones, all served by ns1 (Knot) and, where listed, ns2 (NSD, by zone transfer):
 
 - ``example.lab``  static scenarios (records found, mismatches, wrong names, CNAMEs, CAA, web hosts)
+- ``sub.example.lab``  a child zone on ns1 only (ns2 serves only the delegation in example.lab)
 - ``other.lab``    targets of CNAME chains that leave example.lab
 - ``dyn.lab``      records the tests change at runtime; SOA TTL 45 < MINIMUM 3600, so the negative TTL
                    (RFC 2308: min of the two) is 45 s
@@ -43,7 +44,15 @@ FILTERED = "127.53.80.8"
 CLOSED = "127.53.80.9"
 
 # Zones served by the Knot primary, and which of them the NSD secondary transfers.
-PRIMARY_ZONES = ("example.lab", "other.lab", "dyn.lab", "signed.lab", "lame.lab", "drop.lab")
+PRIMARY_ZONES = (
+    "example.lab",
+    "sub.example.lab",
+    "other.lab",
+    "dyn.lab",
+    "signed.lab",
+    "lame.lab",
+    "drop.lab",
+)
 SECONDARY_ZONES = ("example.lab", "other.lab", "dyn.lab", "signed.lab")
 
 DYN_SOA_TTL = 45
@@ -131,6 +140,16 @@ _dnsauth.cnloop.example.lab.        IN CNAME loop1.other.lab.
 _dnsauth.cn.example.lab.            IN CNAME dcv.other.lab.
 _dnsauth.txtnotcname.example.lab.   IN TXT "dcv.other.lab"
 _dnsauth.xn--bcher-kva.example.lab. IN TXT "v-idn"
+_dnsauth.case.example.lab.          IN TXT "V-CASE"
+*.wild.example.lab.                 IN TXT "v-wild"
+sub.example.lab.                    IN NS ns1.dns.lab.
+caatree.example.lab.                IN CAA 0 issue "digicert.com"
+_dnsauth.deep.caatree.example.lab.  IN TXT "v-caatree"
+caawild.example.lab.                IN CAA 0 issue "letsencrypt.org"
+caawild.example.lab.                IN CAA 0 issuewild ";"
+_dnsauth.caawild.example.lab.       IN TXT "v-caawild"
+caacrit.example.lab.                IN CAA 128 tbs "unknown-critical"
+_dnsauth.caacrit.example.lab.       IN TXT "v-caacrit"
 caa.example.lab.                    IN CAA 0 issue "digicert.com"
 _dnsauth.caa.example.lab.           IN TXT "v-caa"
 """
@@ -178,6 +197,11 @@ _dnsauth.good.signed.lab. IN TXT "v-good"
 SIGNED_EXPIRED = (("_dnsauth.signed.lab.", "TXT"),)
 
 
+def sub_zone() -> str:
+    """A child of example.lab hosted on ns1 only (ns2 has just the delegation): a zone cut to find."""
+    return "$TTL 300\n" + _soa("sub.example.lab") + '_dnsauth.sub.example.lab. IN TXT "v-sub"\n'
+
+
 def lame_zone() -> str:
     return (
         "$TTL 300\n"
@@ -198,6 +222,7 @@ def drop_zone() -> str:
 
 CHILD_ZONES = {
     "example.lab": example_zone,
+    "sub.example.lab": sub_zone,
     "other.lab": other_zone,
     "dyn.lab": dyn_zone,
     "lame.lab": lame_zone,
