@@ -294,6 +294,8 @@ zone:
     max-retry-time: 2
 """
             )
+        (daemon.workdir / "nsd.lab.zone").write_text(zones.nsd_zone())
+        clauses.append('zone:\n    name: "nsd.lab"\n    zonefile: "nsd.lab.zone"\n')
         conf = self._nsd_conf(
             daemon.workdir, zones.NS2, "\n".join(clauses), extra="    xfrd-reload-timeout: 0"
         )

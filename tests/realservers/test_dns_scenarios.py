@@ -178,6 +178,14 @@ def test_cname_chain_broken(lab: Lab, domain: str) -> None:
     expect(r, "fail", "DNS_CNAME_BROKEN")
 
 
+def test_cname_followed_by_nsd_into_another_zone(lab: Lab) -> None:
+    """NSD serves both nsd.lab and other.lab, so it follows the CNAME itself; Knot would stop at it."""
+    expect(lab.dcv("dns", "chain.nsd.lab", "v-chain"), "pass", "DNS_RECORD_FOUND")
+    r = lab.dcv("dns", "dangle.nsd.lab", "v-x")
+    # NSD answers NXDOMAIN *with the CNAME in the answer*: the name exists, its target does not
+    expect(r, "fail", "DNS_CNAME_BROKEN", absent=("DNS_RECORD_MISSING",))
+
+
 def test_txt_where_a_cname_is_wanted(lab: Lab) -> None:
     r = lab.dcv("dns", "txtnotcname.example.lab", "dcv.other.lab", "--type", "CNAME")
     expect(r, "fail", "DNS_WRONG_TYPE")

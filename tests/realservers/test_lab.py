@@ -140,6 +140,15 @@ def test_cname_chain_and_caa(lab: Lab) -> None:
     assert lab.dns.resolve("_dnsauth.cnloop.example.lab").rcode() in (dns.rcode.SERVFAIL, dns.rcode.NOERROR)
 
 
+def test_nsd_follows_cnames_into_zones_it_serves_knot_does_not(lab: Lab) -> None:
+    nsd = lab.dns.query(zones.NS2, "_dnsauth.dangle.nsd.lab", "TXT")
+    assert nsd.rcode() == dns.rcode.NXDOMAIN
+    assert [r.rdtype for r in nsd.answer] == [dns.rdatatype.CNAME]
+    knot = lab.dns.query(zones.NS1, "_dnsauth.dangling.example.lab", "TXT")
+    assert knot.rcode() == dns.rcode.NOERROR
+    assert [r.rdtype for r in knot.answer] == [dns.rdatatype.CNAME]
+
+
 def _get(
     address: str, host: str, *, tls: bool = False, path: str = FILE_PATH
 ) -> tuple[int, dict[str, str], bytes]:

@@ -24,6 +24,8 @@ Child zones, all served by ns1 (Knot) and, where listed, ns2 (NSD, by zone trans
 - ``signed.lab``   DNSSEC-signed offline; ``_dnsauth.signed.lab`` TXT carries an expired RRSIG
 - ``lame.lab``     NS ns1 + lame.dns.lab (REFUSED)
 - ``drop.lab``     NS ns1 + dead.dns.lab (packets dropped)
+- ``nsd.lab``      primary on NSD (ns2) itself: NSD follows a CNAME into other.lab, which it also serves,
+                   and answers with the rcode of the chain's end (NXDOMAIN for a dangling one)
 - ``alllame.lab``  NS lame.dns.lab only: nobody answers for it, resolvers SERVFAIL
 
 ``nowhere.lab`` is not delegated at all (NXDOMAIN from the TLD).
@@ -98,6 +100,7 @@ def tld_zone() -> str:
     delegations.append("lame.lab. IN NS ns1.dns.lab.\nlame.lab. IN NS lame.dns.lab.")
     delegations.append("drop.lab. IN NS ns1.dns.lab.\ndrop.lab. IN NS dead.dns.lab.")
     delegations.append("alllame.lab. IN NS lame.dns.lab.")
+    delegations.append("nsd.lab. IN NS ns2.dns.lab.")
     body = "\n".join(delegations)
     return f"""$TTL 3600
 lab.          IN SOA ns.nic.lab. hostmaster.nic.lab. 1 3600 600 1209600 300
@@ -200,6 +203,17 @@ SIGNED_EXPIRED = (("_dnsauth.signed.lab.", "TXT"),)
 def sub_zone() -> str:
     """A child of example.lab hosted on ns1 only (ns2 has just the delegation): a zone cut to find."""
     return "$TTL 300\n" + _soa("sub.example.lab") + '_dnsauth.sub.example.lab. IN TXT "v-sub"\n'
+
+
+def nsd_zone() -> str:
+    return (
+        "$TTL 300\n"
+        + _soa("nsd.lab").replace("ns1.dns.lab.", "ns2.dns.lab.")
+        + """
+_dnsauth.dangle.nsd.lab. IN CNAME nothing-here.other.lab.
+_dnsauth.chain.nsd.lab.  IN CNAME hop1.other.lab.
+"""
+    )
 
 
 def lame_zone() -> str:
