@@ -103,3 +103,25 @@ def test_filtered_port(lab: Lab) -> None:
     r = lab.dcv("file", "filtered.example.lab", CONTENT["filtered"], env=lab.env(DCV_TIMEOUT="5"))
     expect(r, "fail", "HTTP_TIMEOUT")
     assert r.elapsed < 5 + 4, r.explain()
+
+
+def test_ipv6_address_broken(lab: Lab) -> None:
+    """v6broken has A 127.53.80.1 (nginx serves the file) and AAAA ::1, where nothing listens."""
+    r = lab.dcv("file", "v6broken.example.lab", CONTENT["v6broken"])
+    expect(r, "fail", "HTTP_IPV6_BROKEN")
+
+
+def test_no_address(lab: Lab) -> None:
+    expect(lab.dcv("file", "noaddr.example.lab", "CONTENT-X"), "fail", "HTTP_NO_ADDRESS")
+
+
+def test_private_address_is_never_contacted(lab: Lab) -> None:
+    """Without DCV_ALLOW_PRIVATE the lab's 127.53.80.1 is off limits: nginx must not see a request."""
+    log = lab.web.daemon.workdir / "access.log"
+    before = log.read_bytes().count(b"found.example.lab") if log.exists() else 0
+    env = lab.env()
+    env.pop("DCV_ALLOW_PRIVATE")
+    r = lab.dcv("file", "found.example.lab", CONTENT["found"], env=env)
+    expect(r, "fail", "HTTP_PRIVATE_ADDRESS", absent=("HTTP_FILE_FOUND",))
+    after = log.read_bytes().count(b"found.example.lab") if log.exists() else 0
+    assert after == before, "the checker connected to a private address"

@@ -33,6 +33,7 @@ CONTENT: dict[str, str] = {
     "huge": "CONTENT-HUGE",
     "lb": "CONTENT-LB-33",
     "closed": "CONTENT-CLOSED",
+    "v6broken": "CONTENT-V6BROKEN",
     "filtered": "CONTENT-FILTERED",
 }
 
@@ -45,6 +46,7 @@ SERVED: dict[str, bytes] = {
     "spaces": b"  CONTENT-SPACES-5e \n\n",
     "tohttps": b"CONTENT-TOHTTPS-11",
     "lb": b"CONTENT-LB-33",
+    "v6broken": b"CONTENT-V6BROKEN",
     "drip": b"CONTENT-DRIP" + b"." * 200,
     "slowbody": b"CONTENT-SLOWBODY" + b"." * 1000,
 }
@@ -118,7 +120,8 @@ class WebLab:
         # drip: everything, status line included, at one byte a second; slowbody: the status line,
         # headers and the first bytes at once, then the rest of the body at one byte a second
         throttle = {"drip": 0, "slowbody": 300}
-        for host in ("found", "missing", "wrong", "bom", "crlf", "spaces", "drip", "slowbody", "huge"):
+        hosts = ("found", "missing", "wrong", "bom", "crlf", "spaces", "drip", "slowbody", "huge", "v6broken")
+        for host in hosts:
             extra = ""
             if host in throttle:
                 extra = f"    limit_rate 1;\n    limit_rate_after {throttle[host]};\n    sendfile off;\n"
@@ -134,7 +137,8 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log info;
 events {{ worker_connections 256; }}
 http {{
-    access_log {workdir}/access.log;
+    log_format lab '$remote_addr $server_addr:$server_port $host "$request" $status $body_bytes_sent';
+    access_log {workdir}/access.log lab;
     client_body_temp_path {workdir}/tmp/body;
     proxy_temp_path {workdir}/tmp/proxy;
     fastcgi_temp_path {workdir}/tmp/fastcgi;

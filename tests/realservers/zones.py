@@ -80,6 +80,7 @@ WEB_HOSTS: dict[str, tuple[str, ...]] = {
     "huge": (WEB,),
     "lb": (WEB, WEB2),
     "closed": (CLOSED,),
+    "v6broken": (WEB, "::1"),
     "filtered": (FILTERED,),
 }
 
@@ -122,7 +123,11 @@ def _soa(zone: str, ttl: int = 3600, minimum: int = 300, refresh: int = 3600, re
 
 
 def example_zone() -> str:
-    web = "\n".join(f"{host}.example.lab. IN A {addr}" for host, addrs in WEB_HOSTS.items() for addr in addrs)
+    web = "\n".join(
+        f"{host}.example.lab. IN {'AAAA' if ':' in addr else 'A'} {addr}"
+        for host, addrs in WEB_HOSTS.items()
+        for addr in addrs
+    )
     return (
         "$TTL 300\n"
         + _soa("example.lab")
@@ -144,6 +149,7 @@ _dnsauth.cn.example.lab.            IN CNAME dcv.other.lab.
 _dnsauth.txtnotcname.example.lab.   IN TXT "dcv.other.lab"
 _dnsauth.xn--bcher-kva.example.lab. IN TXT "v-idn"
 _dnsauth.case.example.lab.          IN TXT "V-CASE"
+noaddr.example.lab.                 IN TXT "no address here"
 *.wild.example.lab.                 IN TXT "v-wild"
 sub.example.lab.                    IN NS ns1.dns.lab.
 caatree.example.lab.                IN CAA 0 issue "digicert.com"
