@@ -8,15 +8,21 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from bot.checks.dnscache import ResolverCache
 from bot.config import Settings
 from bot.model import CheckRequest, Diagnosis
 
+shared_resolver_cache = ResolverCache()
+"""Discovery answers shared by every check in this process (see :mod:`bot.checks.dnscache`)."""
 
-async def run_check(request: CheckRequest, settings: Settings) -> Diagnosis:
+
+async def run_check(
+    request: CheckRequest, settings: Settings, *, cache: ResolverCache | None = None
+) -> Diagnosis:
     """Run the check ``request`` describes against the real network and return its diagnosis.
 
     Never raises for network trouble (that becomes findings); finishes within ``settings.timeout``
-    plus a small margin for judging.
+    plus a small margin for judging. ``cache`` defaults to the process-wide discovery cache.
     """
     started = time.monotonic()
     checked_at = datetime.now(UTC)
@@ -24,7 +30,9 @@ async def run_check(request: CheckRequest, settings: Settings) -> Diagnosis:
         from bot.checks.dns import gather_dns_evidence
         from bot.diagnosis.dns import diagnose_dns
 
-        dns_evidence = await gather_dns_evidence(request, settings)
+        dns_evidence = await gather_dns_evidence(
+            request, settings, cache=shared_resolver_cache if cache is None else cache
+        )
         diagnosis = diagnose_dns(request, dns_evidence)
     else:
         from bot.checks.http import gather_file_evidence

@@ -35,6 +35,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_discovery_cache() -> None:
+    """Tests rebuild zones under the same names; answers cached by an earlier test must not leak."""
+    from bot.engine import shared_resolver_cache
+
+    shared_resolver_cache.clear()
+
+
 @dataclass
 class DnsWorld:
     """Authoritative servers for a zone, a recursive resolver in front, and settings pointing at them."""
@@ -59,6 +67,10 @@ class DnsWorld:
         self.lab.set_zone(self.zone, text, only=only)
 
     def flush(self) -> None:
+        """Empty every resolver cache, dcv-bot's own discovery cache included."""
+        from bot.engine import shared_resolver_cache
+
+        shared_resolver_cache.clear()
         for resolver in [self.resolver, *self.public]:
             resolver.flush()
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.checks.caa import CaaLookup, lookup_caa
+from bot.checks.dnscache import ResolverCache
 from bot.checks.dnsquery import Deadline, DnsClient, QueryResult
 from bot.config import ServerAddress, Settings
 from bot.model import CheckRequest
@@ -103,13 +104,20 @@ class DnsEvidence:
 class _Recursor:
     """Asks the configured recursive resolvers in order until one answers."""
 
-    def __init__(self, client: DnsClient, resolvers: tuple[ServerAddress, ...]) -> None:
+    def __init__(
+        self, client: DnsClient, resolvers: tuple[ServerAddress, ...], cache: ResolverCache | None = None
+    ) -> None:
         self.client = client
         self.resolvers = resolvers
+        self.cache = cache
 
     async def ask(self, qname: str, rtype: str, *, checking_disabled: bool = False) -> QueryResult:
         result: QueryResult | None = None
         for resolver in self.resolvers:
+            key = (resolver.address, resolver.port, qname, rtype, checking_disabled)
+            cached = self.cache.get(key) if self.cache is not None else None
+            if cached is not None:
+                return cached
             result = await self.client.query(
                 resolver.address,
                 resolver.port,
@@ -120,6 +128,8 @@ class _Recursor:
                 label=resolver.name,
             )
             if result.status not in {"timeout", "error", "refused"}:
+                if self.cache is not None:
+                    self.cache.put(key, result)
                 return result
         if result is None:
             return QueryResult(
@@ -128,13 +138,19 @@ class _Recursor:
         return result
 
 
-async def gather_dns_evidence(request: CheckRequest, settings: Settings) -> DnsEvidence:
-    """Ask the real DNS about ``request``; never raises for network trouble."""
+async def gather_dns_evidence(
+    request: CheckRequest, settings: Settings, *, cache: ResolverCache | None = None
+) -> DnsEvidence:
+    """Ask the real DNS about ``request``; never raises for network trouble.
+
+    ``cache`` keeps discovery answers (zone, NS, nameserver addresses, CAA) from the configured
+    resolvers between checks, within their TTLs.
+    """
     deadline = Deadline(settings.timeout)
     client = DnsClient(
         deadline, query_timeout=settings.dns_query_timeout, max_in_flight=settings.max_concurrent_queries
     )
-    recursor = _Recursor(client, settings.resolvers)
+    recursor = _Recursor(client, settings.resolvers, cache)
     policy = AddressPolicy.from_settings(settings)
     evidence = DnsEvidence()
 
