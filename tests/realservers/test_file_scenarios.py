@@ -125,3 +125,28 @@ def test_private_address_is_never_contacted(lab: Lab) -> None:
     expect(r, "fail", "HTTP_PRIVATE_ADDRESS", absent=("HTTP_FILE_FOUND",))
     after = log.read_bytes().count(b"found.example.lab") if log.exists() else 0
     assert after == before, "the checker connected to a private address"
+
+
+def test_tls_handshake_fails(lab: Lab) -> None:
+    """Port 443 answers in plain HTTP; port 80 serves the file."""
+    r = lab.dcv("file", "tlsbroken.example.lab", CONTENT["tlsbroken"])
+    assert "HTTP_TLS_ERROR" in r.codes, r.explain()
+    assert "HTTP_CONTENT_MISMATCH" not in r.codes, r.explain()
+
+
+def test_gzip_capable_server(lab: Lab) -> None:
+    """nginx compresses text/plain for a client that asks; the checker must compare the real content."""
+    r = lab.dcv("file", "gzip.example.lab", CONTENT["gzip"])
+    expect(r, "pass", "HTTP_FILE_FOUND", absent=("HTTP_CONTENT_MISMATCH", "HTTP_CONTENT_FORMAT"))
+
+
+def test_redirect_missing_slash(lab: Lab) -> None:
+    r = lab.dcv("file", "noslash.example.lab", CONTENT["noslash"], "--ca", "letsencrypt")
+    expect(r, "fail", "HTTP_REDIRECT")
+    assert "well-known" in json.dumps(r.finding("HTTP_REDIRECT")), r.explain()
+
+
+def test_redirect_to_another_port(lab: Lab) -> None:
+    r = lab.dcv("file", "oddport.example.lab", CONTENT["oddport"], "--ca", "letsencrypt")
+    expect(r, "fail", "HTTP_REDIRECT")
+    assert "8080" in json.dumps(r.finding("HTTP_REDIRECT")), r.explain()

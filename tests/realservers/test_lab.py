@@ -150,7 +150,12 @@ def test_nsd_follows_cnames_into_zones_it_serves_knot_does_not(lab: Lab) -> None
 
 
 def _get(
-    address: str, host: str, *, tls: bool = False, path: str = FILE_PATH
+    address: str,
+    host: str,
+    *,
+    tls: bool = False,
+    path: str = FILE_PATH,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     if tls:
         ctx = ssl.create_default_context()
@@ -160,7 +165,7 @@ def _get(
     else:
         conn = http.client.HTTPConnection(address, 80, timeout=3)
     try:
-        conn.request("GET", path, headers={"Host": host})
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(4096)
     finally:
@@ -190,6 +195,15 @@ def test_nginx_redirects_http_to_https(lab: Lab) -> None:
     status, headers, _ = _get(zones.WEB, "tohttps.example.lab")
     assert status == 301 and headers["location"] == f"https://tohttps.example.lab{FILE_PATH}"
     assert _get(zones.WEB, "tohttps.example.lab", tls=True)[2] == SERVED["tohttps"]
+
+
+def test_nginx_gzip_and_plain_http_on_443(lab: Lab) -> None:
+    status, headers, body = _get(zones.WEB, "gzip.example.lab", headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers.get("content-encoding") == "gzip" and body != SERVED["gzip"]
+    assert _get(zones.WEB, "gzip.example.lab")[2] == SERVED["gzip"]
+    with pytest.raises(ssl.SSLError):
+        _get(zones.WEB3, "tlsbroken.example.lab", tls=True)
+    assert _get(zones.WEB3, "tlsbroken.example.lab")[2] == SERVED["tlsbroken"]
 
 
 def test_closed_port_refuses_and_filtered_port_times_out(lab: Lab) -> None:

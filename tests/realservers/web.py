@@ -34,6 +34,10 @@ CONTENT: dict[str, str] = {
     "lb": "CONTENT-LB-33",
     "closed": "CONTENT-CLOSED",
     "v6broken": "CONTENT-V6BROKEN",
+    "tlsbroken": "CONTENT-TLSBROKEN",
+    "gzip": "CONTENT-GZIP-" + "abc" * 40,
+    "noslash": "CONTENT-FOUND-7f3a",
+    "oddport": "CONTENT-FOUND-7f3a",
     "filtered": "CONTENT-FILTERED",
 }
 
@@ -47,6 +51,8 @@ SERVED: dict[str, bytes] = {
     "tohttps": b"CONTENT-TOHTTPS-11",
     "lb": b"CONTENT-LB-33",
     "v6broken": b"CONTENT-V6BROKEN",
+    "tlsbroken": b"CONTENT-TLSBROKEN",
+    "gzip": b"CONTENT-GZIP-" + b"abc" * 40,
     "drip": b"CONTENT-DRIP" + b"." * 200,
     "slowbody": b"CONTENT-SLOWBODY" + b"." * 1000,
 }
@@ -67,7 +73,7 @@ class WebLab:
         try:
             self._write()
             self.daemon.start()
-            for address in (zones.WEB, zones.WEB2):
+            for address in (zones.WEB, zones.WEB2, zones.WEB3):
                 for port in (80, 443):
                     wait_for(
                         lambda a=address, p=port: self.daemon.check_alive() or _connects(a, p),
@@ -120,9 +126,24 @@ class WebLab:
         # drip: everything, status line included, at one byte a second; slowbody: the status line,
         # headers and the first bytes at once, then the rest of the body at one byte a second
         throttle = {"drip": 0, "slowbody": 300}
-        hosts = ("found", "missing", "wrong", "bom", "crlf", "spaces", "drip", "slowbody", "huge", "v6broken")
+        hosts = (
+            "found",
+            "missing",
+            "wrong",
+            "bom",
+            "crlf",
+            "spaces",
+            "drip",
+            "slowbody",
+            "huge",
+            "v6broken",
+            "gzip",
+        )
         for host in hosts:
             extra = ""
+            if host == "gzip":
+                # compressed only for a client that sends Accept-Encoding: gzip (aiohttp does by default)
+                extra = "    gzip on;\n    gzip_min_length 1;\n    gzip_types text/plain;\n"
             if host in throttle:
                 extra = f"    limit_rate 1;\n    limit_rate_after {throttle[host]};\n    sendfile off;\n"
             static += f"""
@@ -177,6 +198,23 @@ http {{
     server {{
 {web1}        server_name loop.example.lab;
         return 301 http://loop.example.lab$request_uri;
+    }}
+    # a redirect written without the slash after the host: http://HOST.well-known/...
+    server {{
+{web1}        server_name noslash.example.lab;
+        return 301 http://found.example.lab.well-known/pki-validation/fileauth.txt;
+    }}
+    # a redirect to a port a CA will not use
+    server {{
+{web1}        server_name oddport.example.lab;
+        return 302 http://found.example.lab:8080$request_uri;
+    }}
+    # port 443 speaks plain HTTP: every TLS handshake fails; port 80 serves the file
+    server {{
+        listen {zones.WEB3}:80;
+        listen {zones.WEB3}:443;
+        server_name tlsbroken.example.lab;
+        root {www}/tlsbroken;
     }}
     # a single-page application: every path is the same HTML page, status 200
     server {{

@@ -11,6 +11,7 @@ Everything lives in 127.53.0.0/16 (nobody else on the machine uses that block), 
     127.53.53.2  validator      Unbound with the DNSSEC validator, trust anchor for signed.lab
     127.53.80.1  web            nginx :80 and :443
     127.53.80.2  web2           nginx :80 and :443 (second member of a "load balancer")
+    127.53.80.3  web3           nginx :80, and plain HTTP (no TLS) on :443
     127.53.80.8  filtered       an iptables rule drops TCP sent there
     127.53.80.9  closed         nothing listens: connections are refused
 
@@ -42,6 +43,7 @@ RESOLVER = "127.53.53.1"
 VALIDATOR = "127.53.53.2"
 WEB = "127.53.80.1"
 WEB2 = "127.53.80.2"
+WEB3 = "127.53.80.3"
 FILTERED = "127.53.80.8"
 CLOSED = "127.53.80.9"
 
@@ -81,6 +83,10 @@ WEB_HOSTS: dict[str, tuple[str, ...]] = {
     "lb": (WEB, WEB2),
     "closed": (CLOSED,),
     "v6broken": (WEB, "::1"),
+    "tlsbroken": (WEB3,),
+    "gzip": (WEB,),
+    "noslash": (WEB,),
+    "oddport": (WEB,),
     "filtered": (FILTERED,),
 }
 
