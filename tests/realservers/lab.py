@@ -96,10 +96,14 @@ class Lab:
         self.firewall = Firewall()
 
     def start(self) -> Lab:
-        self._lock = _exclusive_lock()
-        started = time.monotonic()
-        self.firewall.reap_orphans()
         try:
+            self._lock = _exclusive_lock()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        started = time.monotonic()
+        try:
+            self.firewall.reap_orphans()
             self.dns.start()
             self.web.start()
             # a filtered web host: SYNs to it vanish

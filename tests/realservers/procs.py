@@ -7,6 +7,7 @@ process by name.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -98,6 +99,18 @@ def wait_for(
         time.sleep(interval)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the test process dies, even by SIGKILL.
+
+    Without this a killed pytest would leave the daemons holding port 53 on the lab's addresses.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class Daemon:
     """One foreground server process with its own log file in its own working directory."""
 
@@ -119,6 +132,7 @@ class Daemon:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     @property

@@ -31,8 +31,8 @@ GRACE = 4  # interpreter start-up and output, on a loaded 2-core machine
 def nslab(netns: Netns) -> Iterator[tuple[DnsLab, Netns]]:
     root = Path(tempfile.mkdtemp(prefix="dcvns-", dir="/tmp"))
     dns_lab = DnsLab(root, netns=netns.name, call=netns.call)
-    dns_lab.start()
     try:
+        dns_lab.start()  # stops what it started if it fails
         yield dns_lab, netns
     finally:
         dns_lab.stop()
