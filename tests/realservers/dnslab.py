@@ -7,11 +7,9 @@ processes :meth:`DnsLab.start` launched.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import dns.flags
 import dns.message
@@ -24,8 +22,6 @@ from . import zones
 from .dnssec import SignedZone, sign_zone_text
 from .netns import Firewall
 from .procs import Daemon, program, run, wait_for
-
-T = TypeVar("T")
 
 
 def query(
@@ -466,9 +462,3 @@ remote-control:
     def prime(self, name: str, rdtype: str = "TXT") -> list[dns.message.Message]:
         """Ask both resolvers for ``name`` so they cache the current answer (or the current NXDOMAIN)."""
         return [self.resolve(name, rdtype, resolver=r) for r in (zones.RESOLVER, zones.VALIDATOR)]
-
-    def wait_until(self, fn: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-        return wait_for(fn, timeout=timeout, what=what)  # type: ignore[return-value]
-
-    def now(self) -> float:
-        return time.monotonic()
