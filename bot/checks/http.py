@@ -470,6 +470,7 @@ class _HopState:
     sockets: list[_TrackedSocket] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     phase: str = "connect"
+    """``connect`` (TCP, then TLS), ``request`` (connected, waiting for the headers), ``body``."""
 
     @property
     def tcp_connected(self) -> bool:
@@ -524,6 +525,11 @@ def _classify_exception(exc: BaseException, state: _HopState, scheme: Scheme) ->
         detail = str(getattr(exc, "os_error", exc) or exc)
         return "tls_error", f"TLS handshake failed: {_short(detail)}"
     if isinstance(exc, TimeoutError):
+        if state.phase == "request":
+            return (
+                "read_timeout",
+                "timeout after connect (the server accepted the connection but did not answer)",
+            )
         if state.phase == "connect" and not connected:
             return "timeout", "timeout during connect (likely firewall problem)"
         if state.phase == "connect" and scheme == "https":
@@ -605,7 +611,16 @@ async def fetch_once(
         sock_connect=min(CONNECT_TIMEOUT, remaining),
         sock_read=min(READ_TIMEOUT, remaining),
     )
+    # The connection (TCP and, for https, TLS) is complete when aiohttp reports it created: a timeout
+    # after that is the server's slowness, not a failed handshake.
+    tracing = aiohttp.TraceConfig()
+
+    async def connected(*_: object) -> None:
+        state.phase = "request"
+
+    tracing.on_connection_create_end.append(connected)
     session = aiohttp.ClientSession(
+        trace_configs=[tracing],
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,  # no proxies from the environment

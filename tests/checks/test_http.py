@@ -328,6 +328,23 @@ async def test_drip_respects_the_deadline(lab: Lab) -> None:
     assert by(d, lab.a1, "http").status == "read_timeout"
 
 
+async def test_slow_answer_after_a_completed_tls_handshake_is_not_a_tls_error(lab: Lab) -> None:
+    """The handshake succeeds, then the server sits on the request: a timeout, not HTTP_TLS_ERROR."""
+
+    async def silent(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.Response(text=TOKEN)
+
+    lab.records({"www": {"A": lab.a1}})
+    lab.web.route(PATH, silent)
+    d = await lab.check("www", timeout=1.5)
+    https = by(d, lab.a1, "https")
+    assert https.status == "read_timeout", https.error
+    assert "after connect" in (https.error or "")
+    assert "HTTP_TLS_ERROR" not in codes(d)
+    assert "HTTP_TIMEOUT" in codes(d)
+
+
 async def test_inconsistent_load_balancer(lab: Lab) -> None:
     lab.records({"www": {"A": [lab.a1, lab.a2, lab.a3]}})
     lab.web.serve(PATH, TOKEN, address=lab.a1)
