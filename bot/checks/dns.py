@@ -60,6 +60,8 @@ class DnsEvidence:
     zone: str | None = None
     zone_lookup: QueryResult | None = None
     zone_failure: str | None = None
+    delegation_from_parent: bool = False
+    """The resolvers could not reach the zone; its nameservers come from the parent's referral."""
     nameservers: list[str] = field(default_factory=list)
     nameserver_addresses: list[NameserverAddress] = field(default_factory=list)
     unresolved_nameservers: list[str] = field(default_factory=list)
@@ -87,6 +89,7 @@ class DnsEvidence:
             zone=data.get("zone"),
             zone_lookup=result(data.get("zone_lookup")),
             zone_failure=data.get("zone_failure"),
+            delegation_from_parent=bool(data.get("delegation_from_parent", False)),
             nameservers=list(data.get("nameservers", [])),
             nameserver_addresses=[NameserverAddress(**n) for n in data.get("nameserver_addresses", [])],
             unresolved_nameservers=list(data.get("unresolved_nameservers", [])),
@@ -157,7 +160,7 @@ async def gather_dns_evidence(
     public_task = asyncio.create_task(_ask_public_resolvers(client, settings, request))
     caa_task = asyncio.create_task(lookup_caa(recursor.ask, request.domain, wildcard=request.wildcard))
     try:
-        await _discover(recursor, request, evidence, policy)
+        await _discover(recursor, request, evidence, policy, settings.dns_port)
         if evidence.zone and evidence.nameserver_addresses:
             await _ask_nameservers(client, settings, request, evidence)
         if evidence.resolver_failure is None:
@@ -171,7 +174,7 @@ async def gather_dns_evidence(
 
 
 async def _discover(
-    recursor: _Recursor, request: CheckRequest, evidence: DnsEvidence, policy: AddressPolicy
+    recursor: _Recursor, request: CheckRequest, evidence: DnsEvidence, policy: AddressPolicy, dns_port: int
 ) -> None:
     """Find the zone of the validation name, its nameservers and their addresses."""
     if not recursor.resolvers:
@@ -208,11 +211,22 @@ async def _discover(
     if evidence.zone is None and first_failure is not None:
         lookup = first_failure
     evidence.zone_lookup = lookup
+    delegation: QueryResult | None = None
+    if evidence.zone is None and lookup is not None and lookup.status in {"servfail", "timeout"}:
+        # The resolvers cannot reach the zone's servers (all lame, dead or bogus): ask the parent
+        # zone's servers directly who they delegate to, so those servers can be examined one by one.
+        delegation = await _delegation_from_parent(recursor, request, dns_port, policy)
+        if delegation is not None and delegation.referral_zone:
+            evidence.zone = delegation.referral_zone
+            evidence.delegation_from_parent = True
     if evidence.zone is None:
         await _explain_missing_zone(recursor, evidence, lookup)
         return
-    ns_lookup = await recursor.ask(evidence.zone, "NS")
-    evidence.nameservers = sorted(set(ns_lookup.values)) if ns_lookup.status == "answer" else []
+    if delegation is not None and delegation.referral_ns:
+        evidence.nameservers = delegation.referral_ns
+    else:
+        ns_lookup = await recursor.ask(evidence.zone, "NS")
+        evidence.nameservers = sorted(set(ns_lookup.values)) if ns_lookup.status == "answer" else []
     if not evidence.nameservers:
         evidence.zone_failure = (
             f"the resolvers found the zone {evidence.zone} but no NS records for it ({ns_lookup.status}"
@@ -220,15 +234,45 @@ async def _discover(
             + ")"
         )
         return
+    glue = delegation.glue if delegation is not None else {}
     lookups = await asyncio.gather(
-        *(recursor.ask(ns, rtype) for ns in evidence.nameservers for rtype in ("A", "AAAA"))
+        *(recursor.ask(ns, rtype) for ns in evidence.nameservers if ns not in glue for rtype in ("A", "AAAA"))
     )
     for ns in evidence.nameservers:
-        addresses = [a for r in lookups if r.qname == ns and r.status == "answer" for a in r.values]
+        addresses = glue.get(ns) or [
+            a for r in lookups if r.qname == ns and r.status == "answer" for a in r.values
+        ]
         if not addresses:
             evidence.unresolved_nameservers.append(ns)
         for address in addresses:
             evidence.nameserver_addresses.append(NameserverAddress(ns, address, policy.reason(address)))
+
+
+async def _delegation_from_parent(
+    recursor: _Recursor, request: CheckRequest, port: int, policy: AddressPolicy
+) -> QueryResult | None:
+    """The referral the parent zone's nameservers give for the validation name, asked directly."""
+    parent = _parent(request.domain)
+    lookup = await recursor.ask(parent, "SOA")
+    parent_zone = parent if lookup.rrsets.get(f"{parent} SOA") else lookup.soa_owner
+    if parent_zone is None:
+        return None
+    ns_lookup = await recursor.ask(parent_zone, "NS")
+    for ns in ns_lookup.values[:3]:
+        addresses = await recursor.ask(ns, "A")
+        for address in addresses.values[:1]:
+            if policy.reason(address) is not None:
+                continue
+            referral = await recursor.client.query(
+                address, port, request.target, "SOA", recursion=False, attempts=1, label=ns
+            )
+            if referral.status == "referral" and referral.referral_zone:
+                cut = referral.referral_zone
+                if request.target == cut or request.target.endswith("." + cut):
+                    return referral
+            if referral.answered:
+                return None  # the parent answers itself: no delegation below it
+    return None
 
 
 async def _explain_missing_zone(
@@ -350,7 +394,8 @@ async def _follow_cname(recursor: _Recursor, request: CheckRequest, evidence: Dn
     chains = [r.cname_chain for r in evidence.authoritative if r.status == "cname" and r.cname_chain]
     if not chains:
         return
-    chain = chains[0]
+    # Servers that also hold the target's zone follow the chain further than the others.
+    chain = max(chains, key=len)
     if len(set(chain)) < len(chain) or request.target in chain:
         return  # a loop inside the zone: nothing further to ask
     evidence.cname_target = await recursor.ask(chain[-1], request.record_type)

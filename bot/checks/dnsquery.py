@@ -72,6 +72,10 @@ class QueryResult:
     tcp: bool = False
     rrsets: dict[str, list[str]] = field(default_factory=dict)
     """Every answer RRset by ``name type`` (for the CAA and NS readers)."""
+    referral_zone: str | None = None
+    """For a referral: the zone cut it points to, with its nameservers and any glue addresses."""
+    referral_ns: list[str] = field(default_factory=list)
+    glue: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -212,6 +216,13 @@ def _read_response(response: dns.message.Message, result: QueryResult) -> None:
             result.soa_ttl = rrset.ttl
             result.soa_minimum = soa.minimum
             result.soa_refresh = soa.refresh
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.NS:
+            result.referral_zone = name_text(rrset.name)
+            result.referral_ns = sorted(rdata_text(r) for r in rrset)
+    for rrset in response.additional:
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            result.glue.setdefault(name_text(rrset.name), []).extend(rdata_text(r) for r in rrset)
     for rrset in response.answer:
         key = f"{name_text(rrset.name)} {dns.rdatatype.to_text(rrset.rdtype)}"
         result.rrsets[key] = [rdata_text(r) for r in rrset]

@@ -16,9 +16,9 @@ from bot.cas import profile_for
 from bot.checks.caa import authorises
 from bot.checks.dns import DnsEvidence
 from bot.checks.dnsquery import QueryResult
-from bot.values import format_difference, same_value
 from bot.model import CheckRequest, Diagnosis, Finding, Observation, Severity, Verdict, sort_findings
 from bot.remedies import finding
+from bot.values import format_difference, same_value
 
 DELAY_CODES = frozenset({"DNS_PROPAGATING", "DNS_CACHED_NEGATIVE", "DNS_CACHED_STALE"})
 SINGLE_LABEL_ZONES_ARE_REGISTRIES = True
@@ -138,7 +138,7 @@ def _is_registry_zone(zone: str, domain: str) -> bool:
 
 def nameserver_health(ctx: _Context) -> list[Finding]:
     ev = ctx.evidence
-    if ev.zone is None:
+    if ev.zone is None or _is_registry_zone(ev.zone, ctx.request.domain):
         return []
     # The contract's pass needs every authoritative server to answer with the value: a CA's resolver
     # picks any listed server, and while it may retry another after a timeout or a refusal, CAs that
@@ -213,7 +213,8 @@ def _not_authoritative(result: QueryResult) -> bool:
 
 def record_presence(ctx: _Context) -> list[Finding]:
     """The value everywhere, nowhere, or somewhere: found, missing/mismatch, or propagating."""
-    if not ctx.answering:
+    zone = ctx.evidence.zone
+    if not ctx.answering or (zone is not None and _is_registry_zone(zone, ctx.request.domain)):
         return []
     if ctx.everywhere:
         return [_found(ctx)]
@@ -342,7 +343,9 @@ def _absent(ctx: _Context) -> list[Finding]:
 
 def _cname_problem(ctx: _Context) -> Finding | None:
     request, ev = ctx.request, ctx.evidence
-    chained = [r for r in ctx.answering if r.cname_chain]
+    chained = sorted(
+        (r for r in ctx.answering if r.cname_chain), key=lambda r: len(r.cname_chain), reverse=True
+    )
     if not chained:
         return None
     chain = chained[0].cname_chain
@@ -362,6 +365,11 @@ def _cname_problem(ctx: _Context) -> Finding | None:
             problem = "loops back on itself"
         elif ev.cname_target.status == "nxdomain":
             problem = f"ends at {tail[-1]}, which does not exist (NXDOMAIN)"
+    elif ev.cname_target is not None and ev.cname_target.status == "servfail":
+        # Resolvers give up on a chain that loops or leads to broken servers: SERVFAIL, no answer.
+        problem = (
+            f"cannot be followed past {chain[-1]}: resolvers answer SERVFAIL (a loop or a broken target)"
+        )
     if problem is None:
         values = _effective_values(chained[0], ev)
         if values or chained[0].status == "answer":

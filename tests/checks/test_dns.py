@@ -17,7 +17,7 @@ from bot.config import ServerAddress
 from bot.engine import run_check
 from bot.model import Diagnosis, Severity, Verdict
 from bot.names import dns_request
-from tests.conftest import DnsWorld, WorldFactory
+from tests.conftest import DnsWorld, WorldFactory, world_zone
 from tests.servers.fixtures import allocate_loopback
 from tests.servers.resolver import CachingResolver
 from tests.servers.zones import zone_text
@@ -395,3 +395,46 @@ async def test_public_resolver_label_shows_in_observations(dns_world: WorldFacto
     labels = [o.server for o in diagnosis.observations if o.kind == "resolver"]
     assert labels == ["public1", "public2"]
     assert isinstance(world.public[0], CachingResolver)
+
+
+async def test_cname_loop_through_another_zone(dns_world: WorldFactory) -> None:
+    other = zone_text(
+        "dcv-delegate.net",
+        {"loop1": {"CNAME": "loop2.dcv-delegate.net."}, "loop2": {"CNAME": "loop1.dcv-delegate.net."}},
+        ns=["ns1.example.com."],
+    )
+    world = await dns_world(
+        {"_dnsauth": {"CNAME": "loop1.dcv-delegate.net."}}, extra_zones={"dcv-delegate.net": other}
+    )
+    finding = first(await check(world), "DNS_CNAME_BROKEN")
+    assert "loop1.dcv-delegate.net" in str(finding["message"])
+
+
+async def test_zone_whose_servers_all_refuse_is_examined_through_the_parent(
+    dns_world: WorldFactory, auth_server: object
+) -> None:
+    world = await dns_world({"_dnsauth": {"TXT": TOKEN}})
+    lame = await auth_server(None, port=world.lab.port)  # type: ignore[operator]  # serves nothing: REFUSED
+    registry = world_zone(
+        "com", world.lab.addresses, {"alllame": {"NS": "ns.alllame.com."}, "ns.alllame": {"A": lame.address}}
+    )
+    world.lab.set_zone("com", registry)
+    for resolver in [world.resolver, *world.public]:
+        resolver.set_upstreams("com", world.lab.endpoints)
+    diagnosis = await run_check(dns_request("alllame.com", TOKEN, allow_private=True), world.settings)
+    assert diagnosis.verdict is Verdict.FAIL
+    assert "DNS_UNRESOLVABLE" not in codes(diagnosis)
+    lame_finding = first(diagnosis, "DNS_NS_LAME")
+    assert "ns.alllame.com" in str(lame_finding["message"]) and lame.address in str(lame_finding["message"])
+    assert "DNS_SERVFAIL" in codes(diagnosis)  # and the world's resolvers cannot get an answer
+
+
+async def test_name_under_a_registry_zone_is_only_unresolvable(dns_world: WorldFactory) -> None:
+    world = await dns_world({"_dnsauth": {"TXT": TOKEN}})
+    world.lab.set_zone("com", world_zone("com", world.lab.addresses, {}))
+    for resolver in [world.resolver, *world.public]:
+        resolver.set_upstreams("com", world.lab.endpoints)
+    diagnosis = await run_check(dns_request("nowhere.com", TOKEN, allow_private=True), world.settings)
+    assert codes(diagnosis)[0] == "DNS_UNRESOLVABLE"
+    assert "DNS_RECORD_MISSING" not in codes(diagnosis)
+    assert "DNS_NS_LAME" not in codes(diagnosis)
