@@ -23,8 +23,20 @@ if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-dev ]; the
   touch .venv/.installed-dev
 fi
 
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -x .ci/install-realservers.sh ]; then
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # The interoperability tier: Knot, NSD, Unbound, nginx (tests/realservers).
   .ci/install-realservers.sh
+  # The watch store's PostgreSQL tests start their own throw-away server; they need the binaries.
+  if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "test.sh: installing postgresql"
+    policy_created=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_created=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  fi
 fi
 
 exec .venv/bin/python -m pytest "$@"
