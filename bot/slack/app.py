@@ -26,6 +26,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.checkthread import CheckThread
 from bot.config import Settings
 from bot.model import CheckRequest, Diagnosis
 from bot.render.blocks import Message
@@ -168,20 +169,31 @@ class Services:
     dedupe: TriggerDedupe = field(default_factory=TriggerDedupe)
     identity: BotIdentity = field(default_factory=BotIdentity)
 
+    check_thread: CheckThread | None = None
+    """Where :meth:`from_settings` runs checks, off the loop that acks Slack; closed by :meth:`close`."""
+
     @classmethod
     def from_settings(cls, settings: Settings, *, watches: WatchCommands | None = None) -> Services:
-        """Services that run the real engine (``bot.engine.run_check``) with ``settings``."""
+        """Services that run the real engine (``bot.engine.run_check``) with ``settings``, on a
+        :class:`~bot.checkthread.CheckThread` so their CPU work never delays an ``ack``."""
+        from bot.engine import run_check as engine_run_check
+
+        check_thread = CheckThread()
 
         async def run_check(request: CheckRequest) -> Diagnosis:
-            from bot.engine import run_check as engine_run_check
-
-            return await engine_run_check(request, settings)
+            return await check_thread.run(lambda: engine_run_check(request, settings))
 
         return cls(
             run_check=run_check,
             watches=watches,
             check_deadline=settings.timeout + CHECK_DEADLINE_MARGIN,
+            check_thread=check_thread,
         )
+
+    def close(self) -> None:
+        """Release what :meth:`from_settings` started (after in-flight checks have drained)."""
+        if self.check_thread is not None:
+            self.check_thread.close()
 
 
 class RateLimitRetryHandler(AsyncRetryHandler):

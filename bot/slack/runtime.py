@@ -144,6 +144,7 @@ async def serve(
             # it builds for each request. Closed last, after in-flight checks have drained.
             session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32), trust_env=False)
             stack.push_async_callback(session.close)
+            stack.callback(services.close)
             app.client.session = session
             for factory in background:
                 try:
