@@ -144,10 +144,12 @@ def nameserver_health(ctx: _Context) -> list[Finding]:
     # picks any listed server, and while it may retry another after a timeout or a refusal, CAs that
     # validate from several vantage points fail as soon as one of them gives up.
     severity = Severity.ERROR
+    serving = len(ctx.with_value)
     others = (
-        f" The other {len(ctx.with_value)} serve the value, so the CA may succeed when it retries another "
-        "server, but it will be slow and can time out."
-        if ctx.with_value
+        (" The other server serves" if serving == 1 else f" The other {serving} servers serve")
+        + " the value, so the CA may succeed when it retries another server, but it will be slow and "
+        "can time out."
+        if serving
         else ""
     )
     findings = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 import unicodedata
 from collections.abc import Sequence
+from functools import partial
 
 from bot.model import Diagnosis, Observation, Severity, Verdict
 
@@ -20,6 +21,8 @@ _SEVERITY_STYLE = {
 }
 MAX_CELL = 48
 WIDTH = 100
+# URLs and names must not be split at their hyphens or dots when a paragraph wraps.
+_wrap = partial(textwrap.wrap, width=WIDTH, break_on_hyphens=False, break_long_words=False)
 
 
 def printable(text: str) -> str:
@@ -104,7 +107,7 @@ def render_text(diagnosis: Diagnosis, *, color: bool = False) -> str:
         + ")",
         f"expected: {_cell(request.expected, 200)}",
         "",
-        *textwrap.wrap(printable(diagnosis.summary), WIDTH),
+        *_wrap(printable(diagnosis.summary)),
         "",
     ]
     if diagnosis.observations:
@@ -116,15 +119,9 @@ def render_text(diagnosis: Diagnosis, *, color: bool = False) -> str:
         if item.faq:
             head += f"  (FAQ: {item.faq})"
         lines.append(head)
-        lines.extend(
-            textwrap.wrap(printable(item.message), WIDTH, initial_indent="  ", subsequent_indent="  ")
-        )
+        lines.extend(_wrap(printable(item.message), initial_indent="  ", subsequent_indent="  "))
         if item.remedy:
-            lines.extend(
-                textwrap.wrap(
-                    printable(item.remedy), WIDTH, initial_indent="  fix: ", subsequent_indent="       "
-                )
-            )
+            lines.extend(_wrap(printable(item.remedy), initial_indent="  fix: ", subsequent_indent="       "))
         lines.append("")
     if diagnosis.retry_after:
         lines.append(f"Look again in {diagnosis.retry_after} s; it should pass without further action.")

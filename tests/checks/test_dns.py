@@ -242,7 +242,7 @@ async def test_nameserver_that_drops_queries(dns_world: WorldFactory) -> None:
     diagnosis = await check(world)
     assert diagnosis.verdict is Verdict.FAIL
     finding = first(diagnosis, "DNS_NS_TIMEOUT")
-    assert "The other 2 serve the value" in str(finding["message"])
+    assert "The other 2 servers serve the value" in str(finding["message"])
     assert world.lab.addresses[2] in str(finding["message"])
     assert finding["faq"] == "dns-timeout"
 
