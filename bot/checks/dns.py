@@ -22,8 +22,8 @@ from typing import Any
 
 from bot.checks.caa import CaaLookup, lookup_caa
 from bot.checks.dnscache import ResolverCache
-from bot.checks.dnsquery import Deadline, DnsClient, QueryResult
-from bot.config import ServerAddress, Settings
+from bot.checks.dnsquery import Deadline, DnsClient, QueryResult, Recursor
+from bot.config import Settings
 from bot.model import CheckRequest
 from bot.netpolicy import AddressPolicy
 from bot.values import same_value
@@ -104,43 +104,6 @@ class DnsEvidence:
         )
 
 
-class _Recursor:
-    """Asks the configured recursive resolvers in order until one answers."""
-
-    def __init__(
-        self, client: DnsClient, resolvers: tuple[ServerAddress, ...], cache: ResolverCache | None = None
-    ) -> None:
-        self.client = client
-        self.resolvers = resolvers
-        self.cache = cache
-
-    async def ask(self, qname: str, rtype: str, *, checking_disabled: bool = False) -> QueryResult:
-        result: QueryResult | None = None
-        for resolver in self.resolvers:
-            key = (resolver.address, resolver.port, qname, rtype, checking_disabled)
-            cached = self.cache.get(key) if self.cache is not None else None
-            if cached is not None:
-                return cached
-            result = await self.client.query(
-                resolver.address,
-                resolver.port,
-                qname,
-                rtype,
-                recursion=True,
-                checking_disabled=checking_disabled,
-                label=resolver.name,
-            )
-            if result.status not in {"timeout", "error", "refused"}:
-                if self.cache is not None:
-                    self.cache.put(key, result)
-                return result
-        if result is None:
-            return QueryResult(
-                server="", port=0, qname=qname, rtype=rtype, status="error", error="no resolvers"
-            )
-        return result
-
-
 async def gather_dns_evidence(
     request: CheckRequest, settings: Settings, *, cache: ResolverCache | None = None
 ) -> DnsEvidence:
@@ -153,7 +116,7 @@ async def gather_dns_evidence(
     client = DnsClient(
         deadline, query_timeout=settings.dns_query_timeout, max_in_flight=settings.max_concurrent_queries
     )
-    recursor = _Recursor(client, settings.resolvers, cache)
+    recursor = Recursor(client, settings.resolvers, cache)
     policy = AddressPolicy.from_settings(settings)
     evidence = DnsEvidence()
 
@@ -174,7 +137,7 @@ async def gather_dns_evidence(
 
 
 async def _discover(
-    recursor: _Recursor, request: CheckRequest, evidence: DnsEvidence, policy: AddressPolicy, dns_port: int
+    recursor: Recursor, request: CheckRequest, evidence: DnsEvidence, policy: AddressPolicy, dns_port: int
 ) -> None:
     """Find the zone of the validation name, its nameservers and their addresses."""
     if not recursor.resolvers:
@@ -249,7 +212,7 @@ async def _discover(
 
 
 async def _delegation_from_parent(
-    recursor: _Recursor, request: CheckRequest, port: int, policy: AddressPolicy
+    recursor: Recursor, request: CheckRequest, port: int, policy: AddressPolicy
 ) -> QueryResult | None:
     """The referral the parent zone's nameservers give for the validation name, asked directly."""
     parent = _parent(request.domain)
@@ -276,7 +239,7 @@ async def _delegation_from_parent(
 
 
 async def _explain_missing_zone(
-    recursor: _Recursor, evidence: DnsEvidence, lookup: QueryResult | None
+    recursor: Recursor, evidence: DnsEvidence, lookup: QueryResult | None
 ) -> None:
     if lookup is None or lookup.status in {"timeout", "error", "refused"}:
         # Tell "our resolvers are down" from "the domain's servers are down": a healthy resolver
@@ -389,7 +352,7 @@ async def _probe_wrong_names(
     return probes, results[-1]
 
 
-async def _follow_cname(recursor: _Recursor, request: CheckRequest, evidence: DnsEvidence) -> None:
+async def _follow_cname(recursor: Recursor, request: CheckRequest, evidence: DnsEvidence) -> None:
     """When the validation name is a CNAME leaving the zone, resolve its end as a CA would."""
     chains = [r.cname_chain for r in evidence.authoritative if r.status == "cname" and r.cname_chain]
     if not chains:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.asyncquery
 import dns.exception
@@ -22,6 +22,11 @@ import dns.rcode
 import dns.rdata
 import dns.rdatatype
 import dns.rrset
+
+from bot.config import ServerAddress
+
+if TYPE_CHECKING:
+    from bot.checks.dnscache import ResolverCache
 
 EDNS_PAYLOAD = 1232
 
@@ -295,3 +300,40 @@ def _find(section: list[dns.rrset.RRset], name: dns.name.Name, rdtype: int) -> d
 
 def _is_referral(response: dns.message.Message) -> bool:
     return any(rrset.rdtype == dns.rdatatype.NS for rrset in response.authority) and not response.answer
+
+
+class Recursor:
+    """Asks the configured recursive resolvers in order until one answers (RD set, optional cache)."""
+
+    def __init__(
+        self, client: DnsClient, resolvers: tuple[ServerAddress, ...], cache: ResolverCache | None = None
+    ) -> None:
+        self.client = client
+        self.resolvers = resolvers
+        self.cache = cache
+
+    async def ask(self, qname: str, rtype: str, *, checking_disabled: bool = False) -> QueryResult:
+        result: QueryResult | None = None
+        for resolver in self.resolvers:
+            key = (resolver.address, resolver.port, qname, rtype, checking_disabled)
+            cached = self.cache.get(key) if self.cache is not None else None
+            if cached is not None:
+                return cached
+            result = await self.client.query(
+                resolver.address,
+                resolver.port,
+                qname,
+                rtype,
+                recursion=True,
+                checking_disabled=checking_disabled,
+                label=resolver.name,
+            )
+            if result.status not in {"timeout", "error", "refused"}:
+                if self.cache is not None:
+                    self.cache.put(key, result)
+                return result
+        if result is None:
+            return QueryResult(
+                server="", port=0, qname=qname, rtype=rtype, status="error", error="no resolvers"
+            )
+        return result

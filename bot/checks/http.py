@@ -37,14 +37,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import aiohttp
-import dns.asyncresolver
-import dns.exception
-import dns.nameserver
-import dns.rdatatype
-import dns.resolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from bot.checks.dnsquery import Deadline, DnsClient, Recursor
 from bot.config import Settings
 from bot.model import CheckRequest, InputError, Observation
 from bot.names import normalize_domain
@@ -354,40 +350,9 @@ class Lookup:
     cname_chain: list[str] = field(default_factory=list)
 
 
-def _resolver(settings: Settings, lifetime: float) -> dns.asyncresolver.Resolver:
-    """A dnspython resolver asking exactly the configured resolvers (never /etc/resolv.conf itself)."""
-    resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [dns.nameserver.Do53Nameserver(s.address, s.port) for s in settings.resolvers]
-    resolver.use_edns(0, 0, 1232)
-    resolver.timeout = settings.dns_query_timeout
-    resolver.lifetime = lifetime
-    resolver.cache = None
-    return resolver
-
-
-async def _lookup_type(
-    resolver: dns.asyncresolver.Resolver, name: str, rtype: Literal["A", "AAAA"], budget: float
-) -> tuple[str, list[str], str | None, list[str]]:
-    try:
-        # dnspython's backoff can overrun its lifetime (reliability.md 0.5): enforce it ourselves.
-        async with asyncio.timeout(budget + 0.5):
-            answer = await resolver.resolve(name + ".", rtype, search=False)
-    except dns.resolver.NXDOMAIN:
-        return "nxdomain", [], None, []
-    except dns.resolver.NoAnswer:
-        return "nodata", [], None, []
-    except (TimeoutError, dns.exception.Timeout):
-        return "timeout", [], "no answer from the resolvers in time", []
-    except dns.resolver.NoNameservers as exc:
-        return "servfail", [], str(exc)[:300], []
-    except dns.exception.DNSException as exc:
-        return "error", [], str(exc)[:300] or type(exc).__name__, []
-    chain: list[str] = []
-    for rrset in answer.response.answer:
-        if rrset.rdtype == dns.rdatatype.CNAME:
-            chain.extend(rd.target.to_text(omit_final_dot=True) for rd in rrset)
-    values = [rd.to_text() for rd in answer.rrset] if answer.rrset is not None else []
-    return "answer", values, None, chain
+_LOOKUP_STATUS = {"answer": "answer", "nxdomain": "nxdomain", "nodata": "nodata", "cname": "nodata",
+                  "timeout": "timeout", "servfail": "servfail", "refused": "servfail"}  # fmt: skip
+"""How a resolver's answer for A/AAAA reads for the file check (an alias without an address is NODATA)."""
 
 
 async def resolve_addresses(name: str, settings: Settings, budget: float, policy: AddressPolicy) -> Lookup:
@@ -398,18 +363,23 @@ async def resolve_addresses(name: str, settings: Settings, budget: float, policy
             result.status[rtype] = "error"
             result.errors[rtype] = "no DNS resolvers are configured (DCV_RESOLVERS)"
         return result
-    resolver = _resolver(settings, max(0.1, budget))
-    outcomes = await asyncio.gather(
-        _lookup_type(resolver, name, "A", budget), _lookup_type(resolver, name, "AAAA", budget)
+    # The same query path as the DNS check: EDNS, TCP on truncation, per-query timeouts (dnsquery).
+    client = DnsClient(
+        Deadline(max(0.1, budget)),
+        query_timeout=settings.dns_query_timeout,
+        max_in_flight=settings.max_concurrent_queries,
     )
+    recursor = Recursor(client, settings.resolvers)
     rtypes: tuple[Literal["A", "AAAA"], ...] = ("A", "AAAA")
-    for rtype, (status, values, error, chain) in zip(rtypes, outcomes, strict=True):
-        result.status[rtype] = status
-        if error:
-            result.errors[rtype] = error
-        for chained in chain:
+    answers = await asyncio.gather(*(recursor.ask(name, rtype) for rtype in rtypes))
+    for rtype, answer in zip(rtypes, answers, strict=True):
+        result.status[rtype] = _LOOKUP_STATUS.get(answer.status, "error")
+        if answer.status not in {"answer", "nxdomain", "nodata", "cname"}:
+            result.errors[rtype] = answer.error or f"the resolvers answered {answer.rcode or answer.status}"
+        for chained in answer.cname_chain:
             if chained not in result.cname_chain:
                 result.cname_chain.append(chained)
+        values = answer.values if answer.status == "answer" else []
         for ip in values[:MAX_ADDRESSES]:
             result.addresses.append(ResolvedAddress(ip, rtype, policy.reason(ip)))
     return result
