@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import ipaddress
 import secrets
@@ -547,10 +548,13 @@ async def fetch_once(
     *,
     deadline: float,
     max_body: int = MAX_BODY,
+    verify_certificate: bool = False,
 ) -> HopResult:
     """One GET of ``target`` connected to ``ip`` (already vetted), redirects not followed.
 
     Never raises for network trouble; never outlives ``deadline`` (a ``time.monotonic()`` value).
+    With ``verify_certificate``, an https certificate that does not verify ends the request with
+    outcome ``certificate`` (the caller notes it and asks again without verifying, as CAs do).
     """
     state = _HopState()
     result = HopResult(address=ip)
@@ -572,7 +576,9 @@ async def fetch_once(
         socket_factory=_socket_factory(policy, ip, state),
         use_dns_cache=False,
         force_close=True,  # Boulder disables keep-alive: every hop is a fresh connection
-        ssl=False,  # CAs do not verify the certificate here (Boulder InsecureSkipVerify)
+        # CAs do not verify the certificate here (Boulder InsecureSkipVerify); verifying first only
+        # lets the report say whether browsers would accept it.
+        ssl=_verifying_context() if verify_certificate and target.scheme == "https" else False,
         limit=1,
         happy_eyeballs_delay=None,
     )
@@ -625,6 +631,10 @@ async def fetch_once(
             response.close()  # do not drain an endless body
     except asyncio.CancelledError:
         raise
+    except aiohttp.ClientConnectorCertificateError as exc:
+        result.outcome = "certificate"
+        reason = getattr(exc.certificate_error, "verify_message", None) or str(exc.certificate_error)
+        result.error = f"the certificate does not verify: {_short(str(reason))}"
     except Exception as exc:
         if result.status is not None and state.phase == "body":
             result.outcome = "read_timeout" if isinstance(exc, TimeoutError) else "reset"
@@ -640,6 +650,12 @@ async def fetch_once(
     if state.addresses:
         result.address = state.addresses[-1]
     return result
+
+
+@functools.cache
+def _verifying_context() -> ssl.SSLContext:
+    """The system's trust store, built once (loading it costs milliseconds)."""
+    return ssl.create_default_context()
 
 
 def _loop_time(deadline: float) -> float:
@@ -707,7 +723,14 @@ async def fetch_chain(ctx: _Context, address: ResolvedAddress, scheme: Scheme, p
             hops.append(hop)
             if ip is None:
                 break
-            final = await fetch_once(target, ip, ctx.policy, deadline=ctx.deadline, max_body=ctx.max_body)
+            final = await fetch_once(
+                target, ip, ctx.policy, deadline=ctx.deadline, max_body=ctx.max_body, verify_certificate=True
+            )
+            if final.outcome == "certificate":
+                hop["certificate"] = final.error
+                final = await fetch_once(target, ip, ctx.policy, deadline=ctx.deadline, max_body=ctx.max_body)
+            elif target.scheme == "https" and final.status is not None:
+                hop["certificate"] = "valid"
             hop["address"] = final.address
             hop["status"] = final.status
             if final.error:
@@ -768,6 +791,9 @@ def _observation(
         "server_header": final.server_header if final else None,
         "phase": final.phase if final else None,
     }
+    certificates = [hop["certificate"] for hop in hops if "certificate" in hop]
+    if certificates:
+        detail["certificate"] = certificates[0]
     values: list[str] = []
     error = final.error if final else None
     if redirect_error is not None:

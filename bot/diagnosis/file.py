@@ -693,6 +693,26 @@ def rule_file_found(ctx: Context) -> list[Finding]:
     ]
 
 
+def rule_certificate(ctx: Context) -> list[Finding]:
+    """A certificate browsers would reject: noted, never fatal (CAs do not verify it when validating)."""
+    invalid = [
+        j for j in ctx.judged if j.scheme == "https" and j.obs.detail.get("certificate", "valid") != "valid"
+    ]
+    if not invalid:
+        return []
+    reasons = sorted({str(j.obs.detail["certificate"]) for j in invalid})
+    return [
+        finding(
+            "HTTP_CERT_INVALID",
+            Severity.INFO,
+            f"The HTTPS certificate of {ctx.domain} at {_join(j.address for j in invalid)} does not verify "
+            f"({'; '.join(reasons)}). CAs ignore this when they fetch the file, so it does not block "
+            "validation; browsers will warn until the new certificate is installed.",
+            evidence={"addresses": [j.address for j in invalid], "reasons": reasons},
+        )
+    ]
+
+
 RULES: tuple[Rule, ...] = (
     rule_wildcard,
     rule_no_address,
@@ -709,6 +729,7 @@ RULES: tuple[Rule, ...] = (
     rule_content_mismatch,
     rule_content_format,
     rule_inconsistent,
+    rule_certificate,
     rule_file_found,
 )
 """The rules in order; each adds findings independently. Findings are then sorted by severity."""

@@ -393,8 +393,8 @@ def test_every_file_code_has_a_rule_and_a_remedy() -> None:
     from bot.remedies import remedies
 
     file_codes = [c for c in remedies() if c.startswith("HTTP_") or c == "FILE_WILDCARD"]
-    assert len(file_codes) == 16
-    assert len(RULES) == 16
+    assert len(file_codes) == 17
+    assert len(RULES) == 17
 
 
 def test_evidence_round_trips_through_json() -> None:
