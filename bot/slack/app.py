@@ -169,6 +169,9 @@ class Services:
     dedupe: TriggerDedupe = field(default_factory=TriggerDedupe)
     identity: BotIdentity = field(default_factory=BotIdentity)
 
+    admit: Callable[[SlackContext], Awaitable[Message | None]] | None = None
+    """The per-user command rate limit for checks (``None`` admits; a message refuses). The watch
+    service plugs in its database-held limit, shared by every bot process."""
     check_thread: CheckThread | None = None
     """Where :meth:`from_settings` runs checks, off the loop that acks Slack; closed by :meth:`close`."""
 

@@ -226,6 +226,11 @@ async def _run_guarded(services: Services, request: CheckRequest) -> Diagnosis |
 
 async def check_flow(ctx: SlackContext, request: CheckRequest, services: Services) -> None:
     """Run one check and show it: parent message, diagnosis in its thread, parent updated."""
+    if services.admit is not None:
+        refusal = await services.admit(ctx)
+        if refusal is not None:
+            await _send(ctx, refusal)
+            return
     check = asyncio.ensure_future(_run_guarded(services, request))
     parent_ts: str | None = None
     post_error: str | None = None

@@ -118,6 +118,14 @@ class SlackWatchService:
     async def _rate(self, ctx: SlackContext) -> None:
         await self.store.run(self.store.hit_rate, f"{ctx.team_id}:{ctx.user_id}", now=self.clock())
 
+    async def admit(self, ctx: SlackContext) -> Message | None:
+        """The same per-user limit for ``/dcv dns|file`` checks: a refusal message, or ``None``."""
+        try:
+            await self._rate(ctx)
+        except WatchRefused as refused:
+            return blocks.notice(f":information_source: {refused.message}")
+        return None
+
     async def _create(
         self, ctx: SlackContext, request: CheckRequest, *, thread_ts: str | None, first: Diagnosis | None
     ) -> Watch:
@@ -418,6 +426,7 @@ async def watch_runtime(
     schedule = WatchSchedule.from_settings(settings)
     service = SlackWatchService(store, schedule, allow_private=settings.allow_private)
     services.watches = service
+    services.admit = service.admit
     sender = OutboxSender(store, SlackDeliverer(posting_client(settings)))
     scheduler = Scheduler(
         store,
@@ -437,4 +446,5 @@ async def watch_runtime(
         sender.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         services.watches = None
+        services.admit = None
         await asyncio.to_thread(store.close)

@@ -86,6 +86,7 @@ async def harness(tmp_path: Path, start_bot: BotFactory) -> AsyncIterator[Any]: 
             rng=random.Random(1),
         )
         services = Services.from_settings(world.settings, watches=service)
+        services.admit = service.admit  # as watch_runtime does in production
         bot = await start_bot(world.settings, services=services)
         return Harness(bot, store, clock, world.settings)
 
@@ -178,6 +179,20 @@ async def test_rate_limit_answers_politely(
     for _ in range(6):
         await h.bot.command("list")
     await fake_slack.wait_for(lambda: any("Easy there" in str(x.get("text")) for x in fake_slack.hooks))
+
+
+async def test_rate_limit_covers_checks_too(
+    dns_world: WorldFactory, harness: Any, fake_slack: WatchFakeSlack
+) -> None:
+    world = await dns_world({"_dnsauth": {"TXT": GOOD_VALUE}})
+    h: Harness = await harness(world)
+    for _ in range(6):
+        status, _, _ = await h.bot.command(f"dns example.com {GOOD_VALUE}")
+        assert status == 200  # acked at once either way
+    await fake_slack.wait_for(lambda: any("Easy there" in str(x.get("text")) for x in fake_slack.hooks))
+    await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.update")) == 5)
+    parents = [c for c in fake_slack.calls_to("chat.postMessage") if not c.params.get("thread_ts")]
+    assert len(parents) == 5  # the sixth check never ran
 
 
 async def test_stop_watching_button_and_failing_offer(
