@@ -27,7 +27,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
@@ -83,15 +83,17 @@ class FakeSlack:
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> FakeSlack:
+    def _routes(self) -> list[web.RouteDef]:
+        """The endpoints served; subclasses add theirs."""
+        return [
+            web.post("/api/{method}", self._api),
+            web.post("/commands/{team}/{id}/{secret}", self._hook),
+            web.get("/link", self._socket),
+        ]
+
+    async def start(self) -> Self:
         app = web.Application()
-        app.add_routes(
-            [
-                web.post("/api/{method}", self._api),
-                web.post("/commands/{team}/{id}/{secret}", self._hook),
-                web.get("/link", self._socket),
-            ]
-        )
+        app.add_routes(self._routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

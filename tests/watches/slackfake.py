@@ -21,22 +21,8 @@ _PERMALINK = re.compile(r"<https://[a-z0-9.-]+\.slack\.com/[^|<>\s]*\|[^<>]*>")
 
 
 class WatchFakeSlack(FakeSlack):
-    async def start(self) -> WatchFakeSlack:
-        app = web.Application()
-        app.add_routes(
-            [
-                web.post("/api/{method}", self._api),
-                web.get("/api/{method}", self._api_get),
-                web.post("/commands/{team}/{id}/{secret}", self._hook),
-                web.get("/link", self._socket),
-            ]
-        )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
+    def _routes(self) -> list[web.RouteDef]:
+        return [*super()._routes(), web.get("/api/{method}", self._api_get)]
 
     def _check_markup(self, method: str, where: str, text: str) -> None:
         super()._check_markup(method, where, _PERMALINK.sub("", _DATE.sub("", text)))
