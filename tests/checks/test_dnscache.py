@@ -7,14 +7,7 @@ from bot.checks.dnsquery import QueryResult
 from bot.engine import run_check, shared_resolver_cache
 from bot.names import dns_request
 from tests.conftest import WorldFactory
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.servers.resolver import FakeClock
 
 
 def result(status: str, ttl: int | None = None, **kw: object) -> QueryResult:
@@ -22,7 +15,7 @@ def result(status: str, ttl: int | None = None, **kw: object) -> QueryResult:
 
 
 def test_answers_live_for_their_ttl_and_failures_are_not_cached() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     cache = ResolverCache(clock=clock)
     key = ("192.0.2.1", 53, "example.com", "NS", False)
     cache.put(key, result("answer", ttl=30, values=["ns1.example.net"]))
@@ -35,7 +28,7 @@ def test_answers_live_for_their_ttl_and_failures_are_not_cached() -> None:
 
 
 def test_ttl_is_capped_and_negative_answers_use_the_negative_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     cache = ResolverCache(clock=clock)
     key = ("192.0.2.1", 53, "x.example.com", "SOA", False)
     cache.put(key, result("answer", ttl=86400))

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from bot.watches.store import Limits, Store
+from tests.servers.resolver import FakeClock
 
 ON_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
@@ -163,17 +164,11 @@ def store(db_url: str) -> Iterator[Store]:
         s.close()
 
 
-class Clock:
+class Clock(FakeClock):
     """A settable clock (epoch seconds) shared by scheduler, sender and schedule in a test."""
 
     def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(now)
 
 
 @pytest.fixture
