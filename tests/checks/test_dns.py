@@ -438,3 +438,22 @@ async def test_name_under_a_registry_zone_is_only_unresolvable(dns_world: WorldF
     assert codes(diagnosis)[0] == "DNS_UNRESOLVABLE"
     assert "DNS_RECORD_MISSING" not in codes(diagnosis)
     assert "DNS_NS_LAME" not in codes(diagnosis)
+
+
+async def test_every_nameserver_address_is_asked_ipv6_included(
+    dns_world: WorldFactory, auth_server: object
+) -> None:
+    world = await dns_world({"_dnsauth": {"TXT": TOKEN}}, n=2)
+    v6 = await auth_server(None, address="::1", port=world.lab.port)  # type: ignore[operator]
+    records = {"_dnsauth": {"TXT": TOKEN}, "ns2": {"AAAA": "::1"}}
+    world.set_records(records, serial=1)
+    v6.set_zone("example.com", world_zone("example.com", world.lab.addresses, records))
+    diagnosis = await check(world)
+    assert diagnosis.verdict is Verdict.PASS
+    asked = {(o.server, o.address) for o in diagnosis.observations if o.kind == "authoritative"}
+    assert asked == {
+        ("ns1.example.com", world.lab.addresses[0]),
+        ("ns2.example.com", world.lab.addresses[1]),
+        ("ns2.example.com", "::1"),
+    }
+    assert v6.count("_dnsauth.example.com", "TXT") == 1
