@@ -76,6 +76,9 @@ def test_domains_are_normalised(typed: str, domain: str | None, wildcard: bool) 
         ("a.localhost", "special-use"),
         ("router.home.arpa", "special-use"),
         ("hidden.onion", "special-use"),
+        ("example.notatld", "top-level domain that exists"),
+        ("co.uk", "public suffix"),
+        ("*.com.cn", "public suffix"),
     ],
 )
 def test_bad_domains_are_refused_with_a_reason(typed: str, reason: str) -> None:

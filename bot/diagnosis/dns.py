@@ -17,19 +17,11 @@ from bot.checks.caa import authorises
 from bot.checks.dns import DnsEvidence
 from bot.checks.dnsquery import QueryResult
 from bot.model import CheckRequest, Diagnosis, Finding, Observation, Severity, Verdict, sort_findings
+from bot.names import is_public_suffix
 from bot.remedies import finding
 from bot.values import format_difference, same_value
 
 DELAY_CODES = frozenset({"DNS_PROPAGATING", "DNS_CACHED_NEGATIVE", "DNS_CACHED_STALE"})
-SINGLE_LABEL_ZONES_ARE_REGISTRIES = True
-MULTI_LABEL_PUBLIC_SUFFIXES = frozenset(
-    {
-        "com.cn", "net.cn", "org.cn", "gov.cn", "edu.cn", "ac.cn", "com.hk", "com.tw", "co.uk", "org.uk",
-        "ac.uk", "gov.uk", "co.jp", "ne.jp", "or.jp", "com.au", "net.au", "org.au", "co.nz", "com.br",
-        "com.sg", "com.my", "co.in", "co.kr", "co.za", "com.mx", "com.tr", "com.vn",
-    }
-)  # fmt: skip
-"""Registry zones with two labels: a validation name whose zone is one of these is not delegated."""
 
 
 @dataclass(slots=True)
@@ -133,7 +125,7 @@ def _is_registry_zone(zone: str, domain: str) -> bool:
     """True when the zone found is a registry's (the domain itself is not delegated)."""
     if zone == domain or not domain.endswith("." + zone):
         return False
-    return zone == "." or "." not in zone or zone in MULTI_LABEL_PUBLIC_SUFFIXES
+    return is_public_suffix(zone)
 
 
 def nameserver_health(ctx: _Context) -> list[Finding]:

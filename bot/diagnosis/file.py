@@ -33,6 +33,7 @@ from typing import Any
 from bot.cas import DEFAULT_MAX_REDIRECTS, PROFILES, CaProfile, profile_for
 from bot.checks.http import FileEvidence, sanitize_excerpt
 from bot.model import CheckRequest, Diagnosis, Finding, Observation, Severity, Verdict, sort_findings
+from bot.names import registered_domain
 from bot.remedies import finding, remedy_for
 
 CONNECT_FAILURES = frozenset({"timeout", "refused", "unreachable", "tls_error"})
@@ -40,18 +41,6 @@ CONNECT_FAILURES = frozenset({"timeout", "refused", "unreachable", "tls_error"})
 SERVED_VERDICTS = frozenset({"exact", "trailing_space"})
 SOFT_404_VERDICTS = frozenset({"html"})
 MISMATCH_VERDICTS = frozenset({"mismatch", "contains", "empty"})
-
-# Registered-domain approximation for Tencent's "same primary domain" rule: a two-letter country code
-# with a generic second level (example.com.cn, example.co.uk) keeps three labels, otherwise two.
-_SECOND_LEVELS = frozenset({"com", "net", "org", "gov", "edu", "ac", "co", "or", "ne", "go"})
-
-
-def registered_domain(host: str) -> str:
-    labels = host.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVELS:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
 
 # ------------------------------------------------------------------------------------------------------
 # Redirect policy

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from bot.checks.http import FileEvidence, ResolvedAddress, classify_content, sanitize_excerpt
-from bot.diagnosis.file import RULES, diagnose_file, registered_domain
+from bot.diagnosis.file import RULES, diagnose_file
 from bot.model import Observation, Severity, Verdict
-from bot.names import file_request
+from bot.names import file_request, registered_domain
 
 DOMAIN = "shop.example.com"
 URL = f"http://{DOMAIN}/.well-known/pki-validation/fileauth.txt"
