@@ -739,7 +739,8 @@ def _summary(ctx: Context, verdict: Verdict, findings: list[Finding]) -> str:
     first = errors[0]
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     title = remedy_for(first.code).title
-    title = title[0].lower() + title[1:]
+    if not title[1:2].isupper():  # keep acronyms such as "IPv6" and "HTTPS" as they are
+        title = title[0].lower() + title[1:]
     return f"File validation of {ctx.request.display_domain} would fail: {title}{more}."
 
 

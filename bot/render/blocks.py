@@ -15,7 +15,6 @@ mrkdwn text objects carry ``verbatim: true`` so Slack does not auto-link names a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -236,8 +235,8 @@ def _observation_rows(request: CheckRequest, observations: Sequence[Observation]
                 status = f"{obs.status} {obs.detail['http_status']}"
             rows.append(
                 [
-                    _cell(obs.server, 40),
                     _cell(obs.address or "-", 39),
+                    _cell(str(obs.detail.get("scheme") or "-"), 5),
                     _cell(status, 16),
                     str(len(hops)) if isinstance(hops, list) else "-",
                     _cell(answer, VALUE_COLUMN) or "-",
@@ -273,7 +272,7 @@ def _observation_blocks(request: CheckRequest, observations: Sequence[Observatio
         rows = _observation_rows(request, observations)
         if not rows:
             return []
-        headers = ["url/server", "address", "status", "hops", "content", "time"]
+        headers = ["address", "scheme", "status", "hops", "content", "time"]
         return [section(_table(headers, rows, "Fetches"))]
     blocks = []
     groups = (("authoritative", "Authoritative nameservers"), ("resolver", "Public resolvers"))
@@ -293,11 +292,13 @@ def _expected_vs_seen(request: CheckRequest, observations: Sequence[Observation]
     by_value: dict[str, list[str]] = {}
     missing: list[str] = []
     for obs in relevant:
+        # A web server is told apart by address and scheme; a nameserver by its name.
+        who = f"{obs.detail.get('scheme', 'http')} {obs.address}" if obs.kind == "http" else obs.server
         if obs.values:
             for value in obs.values:
-                by_value.setdefault(value, []).append(obs.server)
+                by_value.setdefault(value, []).append(who)
         else:
-            missing.append(f"{obs.server} ({obs.status})")
+            missing.append(f"{who} ({obs.status})")
     lines = [f"*Expected* {code_span(request.expected, 300)}"]
     for i, (value, servers) in enumerate(by_value.items()):
         if i == 10:
@@ -312,12 +313,28 @@ def _expected_vs_seen(request: CheckRequest, observations: Sequence[Observation]
     return "\n".join(lines)
 
 
+def _evidence_scalar(value: Any) -> str | None:
+    if isinstance(value, str | int | float | bool):
+        return str(value)
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    if (
+        isinstance(value, dict)
+        and value
+        and all(isinstance(v, str | int | float | None) for v in value.values())
+    ):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return None  # nested detail (per-fetch records) is in the table above
+
+
 def _evidence_text(evidence: dict[str, Any]) -> str:
-    try:
-        raw = json.dumps(evidence, ensure_ascii=False, default=str, sort_keys=True)
-    except (TypeError, ValueError):
-        raw = repr(evidence)
-    return truncate_marked(untrusted(raw), EVIDENCE_LIMIT)
+    """``key: value`` lines of the evidence; structures the tables above already show are left out."""
+    lines = []
+    for key, value in evidence.items():
+        text = _evidence_scalar(value)
+        if text is not None:
+            lines.append(f"{key}: {text}")
+    return truncate_marked(untrusted("\n".join(lines)), EVIDENCE_LIMIT)
 
 
 def finding_text(finding: Finding) -> str:
@@ -327,8 +344,9 @@ def finding_text(finding: Finding) -> str:
     parts = [f"{SEVERITY_EMOJI[finding.severity]} *{escape_mrkdwn(finding.code)}*: {message}"]
     if finding.remedy:
         parts.append(f"*What to do:* {truncate_marked(untrusted(finding.remedy, keep_newlines=True), 1000)}")
-    if finding.evidence and finding.severity is Severity.ERROR:
-        parts.append("*Evidence:* " + code_block([_evidence_text(finding.evidence)], EVIDENCE_LIMIT + 100))
+    evidence = _evidence_text(finding.evidence) if finding.severity is Severity.ERROR else ""
+    if evidence:
+        parts.append("*Evidence:* " + code_block(evidence.split("\n"), EVIDENCE_LIMIT + 100))
     return "\n".join(parts)
 
 
