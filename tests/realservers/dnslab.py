@@ -195,9 +195,11 @@ remote-control:
         workdir = daemon.workdir
         (workdir / "root.zone").write_text(zones.root_zone())
         (workdir / "lab.zone").write_text(zones.tld_zone())
+        (workdir / "net.zone").write_text(zones.net_zone())
         clauses = (
             'zone:\n    name: "."\n    zonefile: "root.zone"\n\n'
-            'zone:\n    name: "lab."\n    zonefile: "lab.zone"\n'
+            'zone:\n    name: "lab."\n    zonefile: "lab.zone"\n\n'
+            'zone:\n    name: "net."\n    zonefile: "net.zone"\n'
         )
         conf = self._nsd_conf(workdir, zones.ROOT, clauses)
         daemon.argv = [program("nsd"), "-d", "-c", str(conf)]

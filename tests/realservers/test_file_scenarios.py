@@ -118,13 +118,20 @@ def test_no_address(lab: Lab) -> None:
 def test_private_address_is_never_contacted(lab: Lab) -> None:
     """Without DCV_ALLOW_PRIVATE the lab's 127.53.80.1 is off limits: nginx must not see a request."""
     log = lab.web.daemon.workdir / "access.log"
-    before = log.read_bytes().count(b"found.example.lab") if log.exists() else 0
+    lines_before = log.read_bytes().count(b"\n") if log.exists() else 0
     env = lab.env()
     env.pop("DCV_ALLOW_PRIVATE")
-    r = lab.dcv("file", "found.example.lab", CONTENT["found"], env=env)
+    r = lab.dcv("file", zones.PRIVATE_WEB_NAME, CONTENT["found"], env=env)
     expect(r, "fail", "HTTP_PRIVATE_ADDRESS", absent=("HTTP_FILE_FOUND",))
-    after = log.read_bytes().count(b"found.example.lab") if log.exists() else 0
-    assert after == before, "the checker connected to a private address"
+    lines_after = log.read_bytes().count(b"\n") if log.exists() else 0
+    assert lines_after == lines_before, "the checker connected to a private address"
+
+
+def test_names_that_cannot_exist_publicly_are_refused_without_the_lab_switch(lab: Lab) -> None:
+    env = lab.env()
+    env.pop("DCV_ALLOW_PRIVATE")
+    with pytest.raises(AssertionError, match=r"(?s)exit 2.*not end in a top-level domain"):
+        lab.dcv("file", "found.example.lab", CONTENT["found"], env=env)  # exit 2, no JSON
 
 
 def test_tls_handshake_fails(lab: Lab) -> None:

@@ -96,7 +96,21 @@ def root_zone() -> str:
 .            86400 IN SOA ns.nic.lab. hostmaster.nic.lab. 1 3600 600 1209600 300
 .                  IN NS  ns.nic.lab.
 lab.               IN NS  ns.nic.lab.
+net.               IN NS  ns.nic.lab.
 ns.nic.lab.        IN A   {ROOT}
+"""
+
+
+PRIVATE_WEB_NAME = "private-web.net"
+"""A name under a real TLD (so production input checks accept it) whose address is the lab's private
+web server: the production address policy must refuse to contact it."""
+
+
+def net_zone() -> str:
+    return f"""$TTL 3600
+net.                  IN SOA ns.nic.lab. hostmaster.nic.lab. 1 3600 600 1209600 300
+net.                  IN NS  ns.nic.lab.
+{PRIVATE_WEB_NAME}.   IN A   {WEB}
 """
 
 
