@@ -657,27 +657,46 @@ class Store:
             return []
         token = new_token()
         until = now + lease_seconds
+        rows = self._lease(
+            watches,
+            (watches.c.status == "active", watches.c.next_check_at <= now),
+            (watches.c.next_check_at,),
+            now=now,
+            limit=limit,
+            values={"lease_owner": owner, "lease_token": token, "lease_until": until},
+        )
+        claims = [Claim(Watch.from_row(r), token, until) for r in rows]
+        claims.sort(key=lambda c: c.watch.next_check_at)
+        return claims
+
+    def _lease(
+        self,
+        table: sa.Table,
+        due: tuple[sa.ColumnElement[bool], ...],
+        order: tuple[sa.ColumnElement[Any], ...],
+        *,
+        now: float,
+        limit: int,
+        values: dict[str, Any],
+    ) -> list[sa.Row[Any]]:
+        """Take a lease on up to ``limit`` due rows of ``table`` whose lease is free or ran out; one
+        statement, so two claimers never get the same row (see :meth:`claim_due`)."""
         candidates = (
-            sa.select(watches.c.id)
-            .where(
-                watches.c.status == "active",
-                watches.c.next_check_at <= now,
-                sa.or_(watches.c.lease_until.is_(None), watches.c.lease_until < now),
-            )
-            .order_by(watches.c.next_check_at)
+            sa.select(table.c.id)
+            .where(*due, sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+            .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         with self._write() as conn:
-            rows = conn.execute(
-                watches.update()
-                .where(watches.c.id.in_(candidates.scalar_subquery()))
-                .values(lease_owner=owner, lease_token=token, lease_until=until)
-                .returning(*watches.c)
-            ).all()
-        claims = [Claim(Watch.from_row(r), token, until) for r in rows]
-        claims.sort(key=lambda c: c.watch.next_check_at)
-        return claims
+            return list(
+                conn.execute(
+                    table.update()
+                    .where(table.c.id.in_(candidates.scalar_subquery()))
+                    .values(**values)
+                    .returning(*table.c)
+                ).all()
+            )
 
     def finish_check(self, claim: Claim, outcome: CheckOutcome) -> bool:
         """Write a re-check's result back, fenced by the lease token; queue its posts in the same transaction.
@@ -840,29 +859,19 @@ class Store:
         if limit <= 0:
             return []
         token = new_token()
-        candidates = (
-            sa.select(outbox.c.id)
-            .where(
-                outbox.c.status == "pending",
-                outbox.c.next_attempt_at <= now,
-                sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
-            )
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        rows = self._lease(
+            outbox,
+            (outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
+            (outbox.c.next_attempt_at, outbox.c.id),
+            now=now,
+            limit=limit,
+            values={
+                "lease_owner": owner,
+                "lease_token": token,
+                "lease_until": now + lease_seconds,
+                "attempts": outbox.c.attempts + 1,
+            },
         )
-        with self._write() as conn:
-            rows = conn.execute(
-                outbox.update()
-                .where(outbox.c.id.in_(candidates.scalar_subquery()))
-                .values(
-                    lease_owner=owner,
-                    lease_token=token,
-                    lease_until=now + lease_seconds,
-                    attempts=outbox.c.attempts + 1,
-                )
-                .returning(*outbox.c)
-            ).all()
         items = [
             OutboxItem(
                 id=int(r.id),
