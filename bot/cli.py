@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bot import __version__
 from bot.config import Settings, load_settings
 from bot.engine import run_check
-from bot.model import CheckRequest, Diagnosis, InputError, Verdict
+from bot.model import CheckError, CheckRequest, Diagnosis, InputError, Verdict
 
 EXIT_USAGE = 2
 
@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dcv: interrupted", file=sys.stderr)
         return 130
+    except CheckError as exc:
+        print(f"dcv: {exc}", file=sys.stderr)
+        return 1
     print_diagnosis(diagnosis, as_json=args.json)
     return diagnosis.verdict.exit_code
 
