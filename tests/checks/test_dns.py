@@ -457,3 +457,26 @@ async def test_every_nameserver_address_is_asked_ipv6_included(
         ("ns2.example.com", "::1"),
     }
     assert v6.count("_dnsauth.example.com", "TXT") == 1
+
+
+@pytest.mark.parametrize("fault", ["wrong_id", "wrong_question", "malformed"])
+async def test_bogus_answers_are_ignored_not_believed(dns_world: WorldFactory, fault: str) -> None:
+    """A reply with another ID, another question or garbage is skipped (spoof resistance); the server
+    then counts as silent, and the check still ends within its deadline."""
+    world = await dns_world({"_dnsauth": {"TXT": TOKEN}})
+    world.lab.add_fault(fault, only=[2], qname="_dnsauth.example.com")
+    settings = dataclasses.replace(world.settings, timeout=3.0)
+    started = time.monotonic()
+    diagnosis = await run_check(dns_request("example.com", TOKEN, allow_private=True), settings)
+    assert time.monotonic() - started < settings.timeout + 1.0
+    bad = [o for o in diagnosis.observations if o.address == world.lab.addresses[2]]
+    assert [o.status for o in bad] == ["timeout"]
+    assert world.lab.addresses[2] in str(first(diagnosis, "DNS_NS_TIMEOUT")["message"])
+
+
+async def test_one_bogus_answer_then_the_real_one(dns_world: WorldFactory) -> None:
+    world = await dns_world({"_dnsauth": {"TXT": TOKEN}})
+    world.lab.add_fault("wrong_id", only=[2], qname="_dnsauth.example.com", times=1)
+    diagnosis = await check(world)
+    assert diagnosis.verdict is Verdict.PASS
+    assert world.lab.servers[2].count("_dnsauth.example.com", "TXT") == 2  # the retry got the real answer
