@@ -480,3 +480,16 @@ async def test_one_bogus_answer_then_the_real_one(dns_world: WorldFactory) -> No
     diagnosis = await check(world)
     assert diagnosis.verdict is Verdict.PASS
     assert world.lab.servers[2].count("_dnsauth.example.com", "TXT") == 2  # the retry got the real answer
+
+
+async def test_nameservers_that_reject_caa_queries_block_issuance(dns_world: WorldFactory) -> None:
+    """NOTIMP for the CAA type (a provider bug Let's Encrypt documents): resolvers cannot tell whether
+    CAA forbids the CA, and CAs treat that as a refusal (BR 3.2.2.8)."""
+    world = await dns_world({"_dnsauth": {"TXT": TOKEN}})
+    world.lab.add_fault("notimp", qtype="CAA")
+    diagnosis = await check(world, ca="letsencrypt")
+    assert diagnosis.verdict is Verdict.FAIL
+    finding = first(diagnosis, "CAA_FORBIDS")
+    assert finding["evidence"]["error"]  # type: ignore[index]
+    assert "failed" in str(finding["message"])
+    assert "DNS_RECORD_FOUND" in codes(diagnosis)  # the validation record itself is fine
