@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common_options(file_cmd)
 
+    faq_cmd = commands.add_parser("faq", help="the CA FAQ entries the findings refer to")
+    faq_cmd.add_argument("topic", metavar="TOPIC", nargs="?", help="e.g. propagation (default: every entry)")
+
     commands.add_parser(
         "serve", help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP on PORT)"
     )
@@ -113,12 +116,31 @@ def print_diagnosis(diagnosis: Diagnosis, *, as_json: bool) -> None:
     print(render_text(diagnosis, color=sys.stdout.isatty()))
 
 
+def print_faq(topic: str | None) -> int:
+    """Print one FAQ entry, or all of them; an unknown topic is a usage error."""
+    import textwrap
+
+    from bot.remedies import faq_entries
+
+    entries = faq_entries()
+    if topic is not None and topic not in entries:
+        print(f"dcv: no FAQ entry {topic!r}; entries: {', '.join(entries)}", file=sys.stderr)
+        return EXIT_USAGE
+    for entry in [entries[topic]] if topic else entries.values():
+        print(f"{entry.title}  [{entry.key}]")
+        print(textwrap.fill(entry.text, 100, initial_indent="  ", subsequent_indent="  "))
+        print()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "faq":
+        return print_faq(args.topic)
     try:
         settings = load_settings()
         if args.command == "serve":

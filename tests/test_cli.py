@@ -112,3 +112,12 @@ async def test_bad_configuration_is_an_input_error() -> None:
     env["DCV_TIMEOUT"] = "soon"
     code, _, err = await dcv("dns", "example.com", "v", env=env)
     assert code == 2 and "DCV_TIMEOUT" in err
+
+
+async def test_faq_prints_the_entries() -> None:
+    code, out, _ = await dcv("faq", "propagation")
+    assert code == 0 and "When DNS changes take effect" in out and "negative TTL" in out
+    code, out, _ = await dcv("faq")
+    assert code == 0 and all(key in out for key in ("no-record-value", "file-content-invalid"))
+    code, out, err = await dcv("faq", "nonsense")
+    assert code == 2 and out == "" and "propagation" in err
