@@ -278,16 +278,6 @@ async def _ask_nameservers(
     results = await asyncio.gather(*record_queries, *serial_queries)
     evidence.authoritative = list(results[: len(targets)])
     evidence.serials = list(results[len(targets) :])
-    for soa in evidence.serials:
-        # The SOA asked for directly is in the answer section; keep its serial where readers expect it.
-        values = soa.rrsets.get(f"{zone} SOA")
-        if values:
-            fields = values[0].split()
-            soa.soa_owner = zone
-            soa.soa_serial = int(fields[2])
-            soa.soa_refresh = int(fields[3])
-            soa.soa_minimum = int(fields[6])
-            soa.soa_ttl = soa.ttl
     if not any(_holds_expected(r, request) for r in evidence.authoritative):
         # Only when no server has the value is it worth asking where else it might be: a passing check
         # (and every watch re-check) stays at two queries per nameserver address.

@@ -213,7 +213,11 @@ def _read_response(response: dns.message.Message, result: QueryResult) -> None:
     rcode = response.rcode()
     result.rcode = dns.rcode.to_text(rcode)
     result.authoritative = bool(response.flags & dns.flags.AA)
-    for rrset in response.authority:
+    # The zone's SOA: in the authority section of a negative answer, or the answer to an SOA query.
+    soa_answer = [
+        r for r in response.answer if r.rdtype == dns.rdatatype.SOA and name_text(r.name) == result.qname
+    ]
+    for rrset in [*response.authority, *soa_answer]:
         if rrset.rdtype == dns.rdatatype.SOA and rrset:
             soa = rrset[0]
             result.soa_owner = name_text(rrset.name)
