@@ -67,6 +67,11 @@ def decide(
     rng: random.Random,
 ) -> CheckOutcome:
     """Turn one re-check into the watch's next state and the events to announce (pure)."""
+    if diagnosis is not None and "RESOLVER_UNREACHABLE" in diagnosis.codes():
+        # Trouble on dcv-bot's side says nothing about the domain: keep the last real diagnosis and
+        # treat the re-check like a failed one (no reminder, retried on the schedule).
+        error = error or "dcv-bot's own resolvers did not answer, so the domain was not judged"
+        diagnosis = None
     result = diagnosis.to_dict() if diagnosis is not None else watch.last_diagnosis
     verdict = diagnosis.verdict.value if diagnosis is not None else None
     base_payload: dict[str, Any] = {
@@ -108,7 +113,7 @@ def decide(
     failing_since = watch.failing_since if watch.failing_since is not None else watch.created_at
     events: tuple[OutboxEvent, ...] = ()
     reminded = watch.reminded
-    if schedule.reminder_due(now, failing_since, reminded):
+    if error is None and schedule.reminder_due(now, failing_since, reminded):
         reminded = True
         events = (OutboxEvent("reminder", dict(base_payload, failing_for=now - failing_since)),)
     retry_after = diagnosis.retry_after if diagnosis is not None else None

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from bot.model import Verdict
+from bot.model import Diagnosis, Finding, Severity, Verdict
 from bot.watches.outbox import OutboxSender
 from bot.watches.schedule import HOUR, WatchSchedule
-from bot.watches.scheduler import Scheduler
+from bot.watches.scheduler import Scheduler, decide
 from bot.watches.store import Store
 from tests.watches.conftest import Clock
 from tests.watches.helpers import FakeChecker, RecordingDeliverer, new_watch
@@ -264,3 +264,31 @@ async def test_post_made_before_a_crash_is_reconciled_not_repeated(store: Store,
     assert len(deliverer.posts) == 1
     assert out.stats.reconciled == 1
     assert store.outbox_rows()[0].status == "sent"
+
+
+def test_trouble_on_the_bots_side_keeps_the_last_diagnosis_and_sends_no_reminder(
+    store: Store, clock: Clock
+) -> None:
+    wid = start(store, clock)
+    watch = store.get_watch(wid)
+    assert watch is not None
+    unreachable = Diagnosis(
+        watch.request,
+        Verdict.FAIL,
+        "could not check",
+        [Finding("RESOLVER_UNREACHABLE", Severity.ERROR, "resolvers down")],
+        [],
+    )
+    later = clock() + 2 * HOUR  # failing for two hours: a real failure would send the reminder now
+    outcome = decide(
+        watch, unreachable, None, now=later, schedule=WatchSchedule(jitter=0), rng=random.Random(1)
+    )
+    assert outcome.status == "active"
+    assert outcome.events == ()
+    assert outcome.diagnosis == watch.last_diagnosis
+    really_failing = Diagnosis(watch.request, Verdict.FAIL, "no record", [], [])
+    contrast = decide(
+        watch, really_failing, None, now=later, schedule=WatchSchedule(jitter=0), rng=random.Random(1)
+    )
+    assert [e.kind for e in contrast.events] == ["reminder"]
+    assert "resolvers did not answer" in str(outcome.error)
