@@ -1,18 +1,20 @@
 """How many watches one dcv-bot process keeps re-checking per minute, and how that grows with processes.
 
     .venv/bin/python benchmarks/watches.py [--watches 10000] [--seconds 60] [--processes 1,2,3]
-                                           [--check engine|noop] [--pg]
+                                           [--check engine|noop] [--pg] [--scenario pending|failing]
 
 Starts the loopback DNS lab (three authoritative servers and a resolver, in their own process, so
-their CPU is not counted), fills a database with N active watches whose record is missing (so they
-stay active), due spread over the first minute and re-checked once a minute (the steady state the
-goal names: 10,000 watches at one check a minute), then runs worker processes with the production
-scheduler and the real DNS engine for ``--seconds`` and prints, per run: checks per minute, CPU cores
-used (CPU seconds / wall seconds, bot processes only) and peak RSS per process. ``--check noop``
-replaces the engine with an instant stand-in, which measures the scheduler and database alone.
-With ``--pg`` the runs also go to a throw-away PostgreSQL (initdb/pg_ctl, as in the test suite) with
-1, 2 and 3 processes; ``--saturate`` makes every watch overdue, so the figures are capacity rather
-than the steady-state rate. A script that prints figures, not a test.
+their CPU is not counted) and fills a database with N active watches that stay active:
+``--scenario pending`` (the default, the usual watch) has the record on two of the three nameservers
+while the third lags; ``failing`` has it nowhere, the costliest re-check because the wrong-name
+probes run too. The watches are due spread over the first minute and re-checked once a minute (the
+steady state the goal names: 10,000 watches at one check a minute). Worker processes then run the
+production scheduler and the real DNS engine for ``--seconds``; printed per run: checks per minute,
+CPU cores used (CPU seconds / wall seconds, bot processes only) and peak RSS per process.
+``--check noop`` replaces the engine with an instant stand-in, which measures the scheduler and
+database alone. With ``--pg`` the runs also go to a throw-away PostgreSQL (initdb/pg_ctl, as in the
+test suite) with 1, 2 and 3 processes; ``--saturate`` makes every watch overdue, so the figures are
+capacity rather than the steady-state rate. A script that prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -38,15 +40,20 @@ sys.path.insert(0, str(ROOT))
 # --- child: the DNS lab ------------------------------------------------------------------------------
 
 
-async def serve_dns() -> None:
-    from bot.config import ServerAddress  # noqa: F401  (settings are rebuilt by the workers)
+async def serve_dns(watches: int, scenario: str) -> None:
     from tests.conftest import world_zone
     from tests.servers.fixtures import allocate_loopback, start_lab
     from tests.servers.resolver import CachingResolver
 
     addresses = allocate_loopback(3)
-    zone = world_zone("example.com", addresses, {"www": {"A": "192.0.2.80"}}, serial=1)
+    base = {"www": {"A": "192.0.2.80"}}
+    zone = world_zone("example.com", addresses, base, serial=1)
     lab = await start_lab({"example.com": zone}, 3, addresses=addresses)
+    if scenario == "pending":
+        # The usual watch: the records are on the primary and one secondary, the third lags behind
+        # (DNS_PROPAGATING), so every re-check asks every server and stays pending.
+        records = {**base, **{f"_dnsauth.w{i}": {"TXT": f"token-{i}"} for i in range(watches)}}
+        lab.set_zone("example.com", world_zone("example.com", addresses, records, serial=2), only=[0, 1])
     resolver = CachingResolver(allocate_loopback()[0], 0, {"example.com": lab.endpoints})
     await resolver.start()
     print(json.dumps({"resolver": f"{resolver.address}:{resolver.port}", "dns_port": lab.port}), flush=True)
@@ -226,7 +233,7 @@ def start_pg(base: Path) -> tuple[str, list[str]]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-dns":
-        asyncio.run(serve_dns())
+        asyncio.run(serve_dns(int(sys.argv[2]), sys.argv[3]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         asyncio.run(work(sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4]), sys.argv[5]))
@@ -238,10 +245,17 @@ def main() -> None:
     parser.add_argument("--check", choices=["engine", "noop"], default="engine")
     parser.add_argument("--pg", action="store_true", help="also measure 1..3 processes on PostgreSQL")
     parser.add_argument("--saturate", action="store_true", help="all watches overdue: measure capacity")
+    parser.add_argument(
+        "--scenario",
+        choices=["pending", "failing"],
+        default="pending",
+        help="pending: the record lags on one of three nameservers (the usual watch); failing: the record "
+        "is missing everywhere, so every re-check also probes the usual wrong names",
+    )
     args = parser.parse_args()
 
     dns_proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-dns"],
+        [sys.executable, __file__, "--serve-dns", str(args.watches), args.scenario],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -253,7 +267,10 @@ def main() -> None:
     stop_pg: list[str] | None = None
     pg_dir = tmp
     load = "all overdue (capacity)" if args.saturate else "due once a minute"
-    print(f"{args.watches} active watches, {load}; check = {args.check}; window {args.seconds:g} s")
+    print(
+        f"{args.watches} active watches ({args.scenario}), {load}; check = {args.check}; "
+        f"window {args.seconds:g} s"
+    )
     print(f"{'database':<12} {'procs':>5} {'checks/min':>11} {'cores':>6} {'peak MB/proc':>13}")
     try:
         url = f"sqlite:///{tmp / 'bench.sqlite3'}"
