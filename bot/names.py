@@ -25,7 +25,6 @@ MAX_VALUE_LENGTH = 1024
 """No CA token comes near this (DigiCert/Alibaba tokens are ~32-64 characters); longer input is a paste
 accident, and echoing it back would only flood the reply."""
 
-SUPPORTED_TYPES: tuple[RecordType, ...] = ("TXT", "CNAME")
 
 # RFC 6761 and later special-use registrations, plus names that never exist on the public internet.
 # A CA can never validate them, and checking them would only probe the bot's own network.

@@ -40,9 +40,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
 
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
 
 @dataclass(slots=True)
 class QueryResult:
