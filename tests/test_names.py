@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.provisional import domains
 
 from bot.model import InputError
-from bot.names import dns_request, normalize_domain, validation_name
+from bot.names import dns_request, file_request, normalize_domain, validation_name
 
 
 @pytest.mark.parametrize(
@@ -173,3 +173,31 @@ def test_any_text_is_a_domain_or_an_input_error(text: str) -> None:
         assert "\n" not in str(exc)
         return
     assert all(c.isascii() for c in domain)
+
+
+_URLISH = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        lambda scheme, host, path: f"{scheme}://{host}{path}",
+        st.sampled_from(["http", "https", "HTTP", "ftp", "http:/"]),
+        st.one_of(domains(max_length=60), st.text(max_size=40)),
+        st.one_of(st.just("/.well-known/pki-validation/fileauth.txt"), st.text(max_size=80)),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_URLISH, st.one_of(st.none(), st.text(max_size=80)))
+def test_file_targets_never_leave_the_validation_directory(target: str, path: str | None) -> None:
+    """Whatever is typed, the URL the bot builds names the validated domain and a file directly under
+    /.well-known/pki-validation/ (reliability.md R1), or the input is refused with a reason."""
+    try:
+        request = file_request(target, "content", path=path, allow_private=True)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert request.path is not None
+    assert request.target == f"http://{request.domain}{request.path}"
+    directory, _, name = request.path.rpartition("/")
+    assert directory == "/.well-known/pki-validation"
+    assert name and name not in {".", ".."} and not set(name) & set("%\\?#:@/")
