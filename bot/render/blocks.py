@@ -31,6 +31,7 @@ from bot.render.escape import (
     truncate_marked,
     untrusted,
 )
+from bot.render.text import table
 
 MAX_BLOCKS = 50
 SECTION_TEXT_LIMIT = 3000
@@ -259,9 +260,7 @@ def _observation_rows(request: CheckRequest, observations: Sequence[Observation]
 
 def _table(headers: list[str], rows: list[list[str]], title: str) -> str:
     shown = rows[:MAX_TABLE_ROWS]
-    widths = [max(len(h), *(len(r[i]) for r in shown)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in shown]
+    lines = table(headers, shown)
     if len(rows) > len(shown):
         lines.append(f"… and {len(rows) - len(shown)} more")
     return f"*{title}*\n" + code_block(lines, SECTION_TEXT_LIMIT - len(title) - 4)
